@@ -1,0 +1,1 @@
+//! Procedural macros for `clockworker`. Use them through the `clockworker` crate.

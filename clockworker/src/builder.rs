@@ -1,0 +1,215 @@
+//! Configuring and building an executor.
+
+use std::fmt;
+use std::hash::Hash;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::core::{Config, Core};
+use crate::eevdf::MAX_WEIGHT;
+use crate::executor::Executor;
+use crate::key::KeyTable;
+
+/// Builds an [`Executor`] with a set of weighted queues.
+///
+/// Queue keys may be any `Copy + Eq + Hash + Debug + 'static` type: integers,
+/// `&'static str`s, or a plain enum. Weights are relative CPU shares: a queue
+/// of weight 8 gets eight times the CPU time of a queue of weight 1 while
+/// both have work.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use clockworker::ExecutorBuilder;
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// enum Queue { Foreground, Background }
+///
+/// let executor = ExecutorBuilder::new()
+///     .with_queue(Queue::Foreground, 8)
+///     .with_queue(Queue::Background, 1)
+///     .with_time_slice(Duration::from_micros(200))
+///     .build()
+///     .unwrap();
+/// assert_eq!(executor.keys(), [Queue::Foreground, Queue::Background]);
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ExecutorBuilder<K> {
+    queues: Vec<(K, u32)>,
+    panic_on_task_panic: bool,
+    time_slice: Duration,
+    host_yield_interval: Duration,
+}
+
+impl<K> ExecutorBuilder<K> {
+    /// The default time slice: how long a queue runs, once picked, before
+    /// the scheduler looks again (unless it is preempted or runs dry).
+    pub const DEFAULT_TIME_SLICE: Duration = Duration::from_micros(100);
+
+    /// The default interval after which a busy executor hands control back
+    /// to its host runtime.
+    pub const DEFAULT_HOST_YIELD_INTERVAL: Duration = Duration::from_micros(500);
+
+    /// A builder with no queues and default settings: task panics propagate,
+    /// [`DEFAULT_TIME_SLICE`](Self::DEFAULT_TIME_SLICE),
+    /// [`DEFAULT_HOST_YIELD_INTERVAL`](Self::DEFAULT_HOST_YIELD_INTERVAL).
+    pub fn new() -> Self {
+        ExecutorBuilder {
+            queues: Vec::new(),
+            panic_on_task_panic: true,
+            time_slice: Self::DEFAULT_TIME_SLICE,
+            host_yield_interval: Self::DEFAULT_HOST_YIELD_INTERVAL,
+        }
+    }
+
+    /// Adds a queue with the given key and weight (a relative CPU share,
+    /// `1..=1_048_576`). Keys must be distinct. Invalid keys or weights are
+    /// reported by [`build`](Self::build).
+    pub fn with_queue(mut self, key: K, weight: u32) -> Self {
+        self.queues.push((key, weight));
+        self
+    }
+
+    /// Whether a panic in a task panics the executor's caller (`true`, the
+    /// default, like tokio's current-thread runtime): the panic resumes out
+    /// of [`run_until`](Executor::run_until) / [`block_on`](Executor::block_on)
+    /// with the task's own payload. With `false`, the panic is caught and the
+    /// task's [`JoinHandle`](crate::JoinHandle) resolves to
+    /// [`JoinError::Panic`](crate::JoinError::Panic); the executor and its
+    /// other tasks carry on.
+    pub fn with_panic_on_task_panic(mut self, panic: bool) -> Self {
+        self.panic_on_task_panic = panic;
+        self
+    }
+
+    /// The time slice (the request of each turn): once picked, a queue runs
+    /// for this much CPU time before the scheduler picks again, unless a
+    /// queue with an earlier deadline preempts it or it runs out of tasks.
+    ///
+    /// Shorter slices interleave queues more finely (a heavy queue that has
+    /// used its share waits at most about one slice of a light queue); longer
+    /// ones switch less. Fairness holds either way. Zero makes every poll a
+    /// turn of its own.
+    pub fn with_time_slice(mut self, slice: Duration) -> Self {
+        self.time_slice = slice;
+        self
+    }
+
+    /// How long [`run_until`](Executor::run_until) may keep polling tasks
+    /// before it returns `Pending` to its host runtime (after waking itself),
+    /// so that the host's IO driver and timers run even while queues stay
+    /// busy. [`block_on`](Executor::block_on) has no host and ignores this.
+    pub fn with_host_yield_interval(mut self, interval: Duration) -> Self {
+        self.host_yield_interval = interval;
+        self
+    }
+}
+
+impl<K> Default for ExecutorBuilder<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
+    /// Builds the executor.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] if no queue was added, a key was added twice, or a
+    /// weight is zero or above the maximum.
+    pub fn build(self) -> Result<Executor<K>, BuildError> {
+        if self.queues.is_empty() {
+            return Err(BuildError::NoQueues);
+        }
+        for (i, (key, weight)) in self.queues.iter().enumerate() {
+            if self.queues[..i].iter().any(|(other, _)| other == key) {
+                return Err(BuildError::DuplicateQueue {
+                    key: format!("{key:?}"),
+                });
+            }
+            if *weight == 0 {
+                return Err(BuildError::ZeroWeight {
+                    key: format!("{key:?}"),
+                });
+            }
+            if *weight > MAX_WEIGHT {
+                return Err(BuildError::WeightTooLarge {
+                    key: format!("{key:?}"),
+                    weight: *weight,
+                    max: MAX_WEIGHT,
+                });
+            }
+        }
+        let clock = Clock::get();
+        let config = Config {
+            slice: clock.to_ticks(self.time_slice),
+            host_yield: clock.to_ticks(self.host_yield_interval),
+            propagate_panics: self.panic_on_task_panic,
+        };
+        let (keys, weights): (Vec<K>, Vec<u32>) = self.queues.into_iter().unzip();
+        let core = Rc::new(Core::new(&weights, config, clock));
+        Ok(Executor::new(core, KeyTable::new(keys)))
+    }
+}
+
+impl<K: fmt::Debug> fmt::Debug for ExecutorBuilder<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutorBuilder")
+            .field("queues", &self.queues)
+            .field("panic_on_task_panic", &self.panic_on_task_panic)
+            .field("time_slice", &self.time_slice)
+            .field("host_yield_interval", &self.host_yield_interval)
+            .finish()
+    }
+}
+
+/// Why [`ExecutorBuilder::build`] refused a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No queue was configured.
+    NoQueues,
+    /// The same key was configured twice.
+    DuplicateQueue {
+        /// The key, as its `Debug` output.
+        key: String,
+    },
+    /// A queue has weight zero.
+    ZeroWeight {
+        /// The key, as its `Debug` output.
+        key: String,
+    },
+    /// A queue's weight is above the maximum.
+    WeightTooLarge {
+        /// The key, as its `Debug` output.
+        key: String,
+        /// The weight given.
+        weight: u32,
+        /// The largest weight allowed.
+        max: u32,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::NoQueues => f.write_str(
+                "no queues configured: add at least one with `ExecutorBuilder::with_queue(key, weight)`",
+            ),
+            BuildError::DuplicateQueue { key } => {
+                write!(f, "queue {key} is configured more than once; queue keys must be distinct")
+            }
+            BuildError::ZeroWeight { key } => {
+                write!(f, "queue {key} has weight 0; weights must be at least 1")
+            }
+            BuildError::WeightTooLarge { key, weight, max } => {
+                write!(f, "queue {key} has weight {weight}; weights must be at most {max}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}

@@ -1,0 +1,79 @@
+//! The executor running on this thread, if any.
+//!
+//! While `run_until`/`block_on` polls, the thread-local `CURRENT` holds the
+//! executor's core. Wakers use it to push a task straight into its local
+//! queue when they fire on the executor's own thread during a run; free
+//! functions like [`yield_maybe`](crate::yield_maybe) use it to find the
+//! running queue.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use async_task::{Runnable, ScheduleInfo};
+
+use crate::core::Core;
+use crate::shared::Shared;
+use crate::task::Header;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+}
+
+/// Makes `core` the current executor until the guard drops.
+///
+/// # Panics
+///
+/// Panics if `core` is already running on this thread (a nested
+/// `run_until`/`block_on` of the same executor).
+pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
+    assert!(
+        !core.in_run.replace(true),
+        "clockworker: `run_until`/`block_on` was called from inside a task or future \
+         that the same executor is running; an executor cannot run inside itself"
+    );
+    let previous = CURRENT.with(|current| current.replace(Some(core.clone())));
+    EnterGuard {
+        core: core.clone(),
+        previous,
+    }
+}
+
+/// Restores the previous current executor (also when unwinding).
+pub(crate) struct EnterGuard {
+    core: Rc<Core>,
+    previous: Option<Rc<Core>>,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        // Ignore failure during thread-local destruction.
+        let _ = CURRENT.try_with(|current| *current.borrow_mut() = previous);
+        self.core.in_run.set(false);
+    }
+}
+
+/// The executor running on this thread, if any.
+pub(crate) fn current() -> Option<Rc<Core>> {
+    CURRENT
+        .try_with(|current| current.borrow().clone())
+        .ok()
+        .flatten()
+}
+
+/// The schedule function of every task: where a woken task goes.
+pub(crate) fn schedule(shared: &Arc<Shared>, runnable: Runnable<Header>, _info: ScheduleInfo) {
+    let mut runnable = Some(runnable);
+    let _ = CURRENT.try_with(|current| {
+        if let Some(core) = current.borrow().as_ref()
+            && Arc::ptr_eq(&core.shared, shared)
+            && let Some(runnable) = runnable.take()
+        {
+            core.enqueue_woken(runnable);
+        }
+    });
+    if let Some(runnable) = runnable {
+        shared.inject(runnable);
+    }
+}

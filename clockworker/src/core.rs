@@ -1,0 +1,517 @@
+//! The single-threaded heart of an executor: the local run queues, the
+//! scheduler between them, the run loop, and shutdown.
+//!
+//! # Invariants
+//!
+//! - A `Core` is only touched on the thread that built it (it is reached
+//!   through `Rc`s and a thread-local); cross-thread traffic goes through
+//!   [`Shared`].
+//! - Every live task is either *registered* (the registry holds a `Waker`
+//!   for it) or its `Runnable` sits in the injector. Local spawns register
+//!   at once; remote spawns when the injector is drained. A task leaves the
+//!   registry when it completes, panics or is dropped after an abort. This
+//!   is what lets [`Core::shutdown`] reach parked tasks and drop their
+//!   futures.
+//! - A queue with tasks in its deque is *active* in the scheduler. A queue
+//!   leaves the scheduler lazily: only when it is the running queue and the
+//!   loop finds its deque empty.
+//! - No `RefCell` borrow is held while user code runs (a poll, a future's
+//!   drop): user code may spawn, wake, abort or read stats re-entrantly.
+//! - The clock is read exactly once per poll boundary; the ticks between two
+//!   reads are charged to the queue whose task was polled in between, so a
+//!   turn overruns its budget by at most the poll that crossed it.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Waker;
+
+use async_task::{Builder, Runnable, WithInfo};
+use slab::Slab;
+
+use crate::clock::Clock;
+use crate::context;
+use crate::eevdf::Eevdf;
+use crate::join::JoinHandle;
+use crate::shared::{MAIN, REMOTE, Shared};
+use crate::stats::{QueueCounters, QueueStats, bump};
+use crate::task::{self, Header, NO_SLOT, Signal, TaskFuture};
+
+/// Tunables, in clock ticks.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// The time slice each queue requests when it is picked.
+    pub(crate) slice: u64,
+    /// How long `run_until` may keep its host waiting while work is runnable.
+    pub(crate) host_yield: u64,
+    /// Resume task panics out of `run_until`/`block_on`.
+    pub(crate) propagate_panics: bool,
+}
+
+/// Marker for "no queue is running".
+const NONE: usize = usize::MAX;
+
+/// One queue's tasks and counters.
+struct LocalQueue {
+    tasks: RefCell<VecDeque<Runnable<Header>>>,
+    weight: u32,
+    counters: QueueCounters,
+}
+
+/// Why the run loop stopped.
+pub(crate) enum Exit {
+    /// Nothing is runnable.
+    Idle,
+    /// The host-yield interval is over while work is still runnable.
+    HostYield,
+    /// A `run_until` future was woken.
+    MainWoken,
+    /// A task panicked and panics propagate: resume this payload.
+    Panicked(Box<dyn Any + Send>),
+}
+
+pub(crate) struct Core {
+    pub(crate) shared: Arc<Shared>,
+    clock: Clock,
+    config: Config,
+    queues: Box<[LocalQueue]>,
+    sched: RefCell<Eevdf>,
+    /// The queue whose turn it is, or `NONE` (mirrors `sched.running()`).
+    running: Cell<usize>,
+    /// Ticks used in the running queue's turn so far, and its budget.
+    slice_used: Cell<u64>,
+    slice_budget: Cell<u64>,
+    /// A queue became runnable with an earlier deadline than the running one.
+    preempt: Cell<bool>,
+    /// The last clock reading: the start of the poll in progress, if any.
+    now: Cell<u64>,
+    /// When the current `run_until` poll must hand control back to its host.
+    host_deadline: Cell<u64>,
+    /// A `run_until`/`block_on` of this executor is polling.
+    pub(crate) in_run: Cell<bool>,
+    /// A task (not a `run_until` future) is being polled.
+    in_task: Cell<bool>,
+    /// The executor has been dropped.
+    closed: Cell<bool>,
+    /// Wakers of all registered tasks, to reach parked ones at shutdown.
+    registry: RefCell<Slab<Waker>>,
+    /// Reused buffer for draining the injector.
+    injected: RefCell<Vec<Runnable<Header>>>,
+    host_yields: Cell<u64>,
+    idle_waits: Cell<u64>,
+}
+
+impl Core {
+    pub(crate) fn new(weights: &[u32], config: Config, clock: Clock) -> Core {
+        let queues = weights
+            .iter()
+            .map(|&weight| LocalQueue {
+                tasks: RefCell::new(VecDeque::new()),
+                weight,
+                counters: QueueCounters::new(),
+            })
+            .collect();
+        Core {
+            shared: Arc::new(Shared::new(clock.clone())),
+            sched: RefCell::new(Eevdf::new(weights, config.slice)),
+            clock,
+            config,
+            queues,
+            running: Cell::new(NONE),
+            slice_used: Cell::new(0),
+            slice_budget: Cell::new(0),
+            preempt: Cell::new(false),
+            now: Cell::new(0),
+            host_deadline: Cell::new(u64::MAX),
+            in_run: Cell::new(false),
+            in_task: Cell::new(false),
+            closed: Cell::new(false),
+            registry: RefCell::new(Slab::new()),
+            injected: RefCell::new(Vec::new()),
+            host_yields: Cell::new(0),
+            idle_waits: Cell::new(0),
+        }
+    }
+
+    pub(crate) fn propagate_panics(&self) -> bool {
+        self.config.propagate_panics
+    }
+
+    // ----- spawning and waking -------------------------------------------
+
+    /// Spawns a (possibly `!Send`) task onto queue `index` from the
+    /// executor's thread.
+    pub(crate) fn spawn_local<F>(
+        &self,
+        index: u32,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let now = if self.in_run.get() {
+            self.now.get()
+        } else {
+            self.clock.now()
+        };
+        let header = Header::new(index, location, now);
+        let propagate = self.config.propagate_panics;
+        let shared = self.shared.clone();
+        let (runnable, task) = Builder::new().metadata(header).spawn_local(
+            move |_| TaskFuture::new(future, propagate),
+            WithInfo(move |runnable, info| context::schedule(&shared, runnable, info)),
+        );
+        let handle = JoinHandle::new(task, runnable.waker());
+        if self.closed.get() {
+            // The executor is shutting down: the future is dropped unpolled
+            // and the handle resolves to `Cancelled`.
+            task::run_aborted(runnable);
+            return handle;
+        }
+        self.register(&runnable);
+        self.enqueue(runnable);
+        handle
+    }
+
+    fn register(&self, runnable: &Runnable<Header>) {
+        let header = runnable.metadata();
+        let slot = self.registry.borrow_mut().insert(runnable.waker());
+        header.slot.store(slot, Ordering::Relaxed);
+        bump(&self.queues[header.queue as usize].counters.spawned);
+    }
+
+    fn unregister(&self, slot: usize) {
+        if slot != NO_SLOT {
+            // Take the waker out first: dropping it may free the task.
+            let waker = self.registry.borrow_mut().try_remove(slot);
+            drop(waker);
+        }
+    }
+
+    /// A task woken on this thread while the executor runs.
+    #[inline]
+    pub(crate) fn enqueue_woken(&self, runnable: Runnable<Header>) {
+        runnable
+            .metadata()
+            .woken_at
+            .store(self.now.get(), Ordering::Relaxed);
+        self.enqueue(runnable);
+    }
+
+    #[inline]
+    fn enqueue(&self, runnable: Runnable<Header>) {
+        let index = runnable.metadata().queue as usize;
+        let queue = &self.queues[index];
+        let was_empty = {
+            let mut tasks = queue.tasks.borrow_mut();
+            let was_empty = tasks.is_empty();
+            tasks.push_back(runnable);
+            was_empty
+        };
+        if was_empty {
+            let mut sched = self.sched.borrow_mut();
+            if !sched.is_active(index) && sched.activate(index) {
+                self.preempt.set(true);
+                bump(&queue.counters.preemptions);
+            }
+        }
+    }
+
+    /// Moves injected tasks into the local queues.
+    fn drain_injected(&self) {
+        self.shared.clear(REMOTE);
+        let mut batch = self.injected.take();
+        self.shared.take_injected(&mut batch);
+        for runnable in batch.drain(..) {
+            if runnable.metadata().slot.load(Ordering::Relaxed) == NO_SLOT {
+                // A task spawned through a `Spawner`, arriving for the first
+                // time.
+                self.register(&runnable);
+            }
+            self.enqueue(runnable);
+        }
+        self.injected.replace(batch);
+    }
+
+    // ----- the run loop --------------------------------------------------
+
+    /// Starts a `run_until` poll: the host gets control back after the
+    /// host-yield interval, or never if `host_yield` is false (`block_on`).
+    pub(crate) fn begin_host_turn(&self, host_yield: bool) {
+        let deadline = if host_yield {
+            self.clock.now().saturating_add(self.config.host_yield)
+        } else {
+            u64::MAX
+        };
+        self.host_deadline.set(deadline);
+    }
+
+    pub(crate) fn host_turn_over(&self) -> bool {
+        self.clock.now() >= self.host_deadline.get()
+    }
+
+    pub(crate) fn note_host_yield(&self) {
+        bump(&self.host_yields);
+    }
+
+    pub(crate) fn note_idle_wait(&self) {
+        bump(&self.idle_waits);
+    }
+
+    /// Polls tasks until nothing is runnable, the host's turn comes, a
+    /// `run_until` future is woken, or a task panic must propagate.
+    pub(crate) fn run_tasks(&self) -> Exit {
+        let host_deadline = self.host_deadline.get();
+        let mut now = self.clock.now();
+        self.now.set(now);
+        loop {
+            let attention = self.shared.attention();
+            if attention != 0 {
+                if attention & REMOTE != 0 {
+                    self.drain_injected();
+                }
+                if attention & MAIN != 0 {
+                    return Exit::MainWoken;
+                }
+            }
+
+            let Some(index) = self.turn() else {
+                return Exit::Idle;
+            };
+            let queue = &self.queues[index];
+            let next = queue.tasks.borrow_mut().pop_front();
+            let Some(runnable) = next else {
+                // The running queue ran dry: it leaves the scheduler.
+                self.end_turn();
+                continue;
+            };
+
+            let header = runnable.metadata();
+            let slot = header.slot.load(Ordering::Relaxed);
+            if header.aborted.load(Ordering::Acquire) {
+                // The task future drops the user's future and completes as
+                // `Cancelled`.
+                task::request(Signal::Abort);
+            } else {
+                let woken_at = header.woken_at.load(Ordering::Relaxed);
+                queue
+                    .counters
+                    .queue_delay
+                    .record(now.saturating_sub(woken_at));
+                task::request(Signal::Poll);
+            }
+
+            self.in_task.set(true);
+            // The task future catches panics of the user's future; this
+            // catches anything else (a panicking waker of the join handle).
+            let escaped = std::panic::catch_unwind(AssertUnwindSafe(|| runnable.run())).err();
+            self.in_task.set(false);
+
+            let end = self.clock.now();
+            self.slice_used
+                .set(self.slice_used.get() + end.saturating_sub(now));
+            now = end;
+            self.now.set(now);
+
+            let counters = &queue.counters;
+            match task::answer() {
+                Signal::Pending => bump(&counters.polls),
+                Signal::Completed => {
+                    bump(&counters.polls);
+                    bump(&counters.completed);
+                    self.unregister(slot);
+                }
+                Signal::Cancelled => {
+                    bump(&counters.cancelled);
+                    self.unregister(slot);
+                }
+                Signal::Panicked => {
+                    bump(&counters.polls);
+                    bump(&counters.panicked);
+                    self.unregister(slot);
+                }
+                // No task future ran: the task had already closed.
+                Signal::Poll | Signal::Abort => self.unregister(slot),
+            }
+            if let Some(payload) = task::take_propagating_panic().or(escaped)
+                && self.config.propagate_panics
+            {
+                return Exit::Panicked(payload);
+            }
+
+            if now >= host_deadline {
+                return Exit::HostYield;
+            }
+        }
+    }
+
+    /// The queue whose turn it is, starting a new turn if the last one is
+    /// over (budget used, preempted, or none yet).
+    #[inline]
+    fn turn(&self) -> Option<usize> {
+        let running = self.running.get();
+        if running != NONE && !self.preempt.get() && self.slice_used.get() < self.slice_budget.get()
+        {
+            return Some(running);
+        }
+        self.end_turn();
+        let pick = self.sched.borrow_mut().pick()?;
+        self.running.set(pick.queue);
+        self.slice_budget.set(pick.budget);
+        bump(&self.queues[pick.queue].counters.slices);
+        Some(pick.queue)
+    }
+
+    /// Charges the running queue for its turn and hands it back to the
+    /// scheduler.
+    fn end_turn(&self) {
+        self.preempt.set(false);
+        let index = self.running.replace(NONE);
+        if index == NONE {
+            return;
+        }
+        let used = self.slice_used.replace(0);
+        let queue = &self.queues[index];
+        queue.counters.busy.set(queue.counters.busy.get() + used);
+        let still_runnable = !queue.tasks.borrow().is_empty();
+        self.sched.borrow_mut().switch(used, still_runnable);
+    }
+
+    /// Whether the code being polled should yield now (for `yield_maybe`).
+    pub(crate) fn should_yield(&self) -> bool {
+        if self.shared.attention() & REMOTE != 0 {
+            // Remote wakes count as soon as they are delivered.
+            self.drain_injected();
+        }
+        let now = self.clock.now();
+        if now >= self.host_deadline.get() {
+            return true;
+        }
+        if !self.in_task.get() {
+            // A `run_until` future: yield if any task is waiting.
+            return self.sched.borrow().has_active();
+        }
+        self.preempt.get()
+            || self.slice_used.get() + now.saturating_sub(self.now.get()) >= self.slice_budget.get()
+    }
+
+    // ----- stats -----------------------------------------------------------
+
+    pub(crate) fn queue_stats<K>(&self, index: usize, key: K) -> QueueStats<K> {
+        let queue = &self.queues[index];
+        let counters = &queue.counters;
+        let mut busy = counters.busy.get();
+        if self.running.get() == index {
+            busy += self.slice_used.get();
+        }
+        let lag_ticks = self.sched.borrow().lag(index);
+        let lag_nanos = self.clock.to_duration(lag_ticks.unsigned_abs()).as_nanos() as i64;
+        QueueStats {
+            key,
+            weight: queue.weight,
+            polls: counters.polls.get(),
+            busy: self.clock.to_duration(busy),
+            spawned: counters.spawned.get(),
+            completed: counters.completed.get(),
+            cancelled: counters.cancelled.get(),
+            panicked: counters.panicked.get(),
+            runnable: queue.tasks.borrow().len(),
+            slices: counters.slices.get(),
+            preemptions: counters.preemptions.get(),
+            lag_nanos: if lag_ticks < 0 { -lag_nanos } else { lag_nanos },
+            queue_delay: counters.queue_delay.snapshot(&self.clock),
+        }
+    }
+
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.registry.borrow().len()
+    }
+
+    pub(crate) fn runnable_tasks(&self) -> usize {
+        self.queues.iter().map(|q| q.tasks.borrow().len()).sum()
+    }
+
+    pub(crate) fn host_yields(&self) -> u64 {
+        self.host_yields.get()
+    }
+
+    pub(crate) fn idle_waits(&self) -> u64 {
+        self.idle_waits.get()
+    }
+
+    // ----- shutdown --------------------------------------------------------
+
+    /// Drops every task's future (the executor is being dropped), completing
+    /// each task as `Cancelled`. Runs on the executor thread, outside any
+    /// run of this executor.
+    pub(crate) fn shutdown(&self) {
+        self.closed.set(true);
+        self.shared.close();
+        // Wake every registered task: each one's `Runnable` then lands in a
+        // local queue or the injector (this executor is not current, so
+        // wakes are injected), where the loop below drops it.
+        let wakers = std::mem::take(&mut *self.registry.borrow_mut());
+        for (_, waker) in wakers {
+            waker.wake();
+        }
+        loop {
+            let mut dropped_any = false;
+            for queue in self.queues.iter() {
+                loop {
+                    let next = queue.tasks.borrow_mut().pop_front();
+                    let Some(runnable) = next else { break };
+                    dropped_any = true;
+                    task::run_aborted(runnable);
+                }
+            }
+            let mut batch = Vec::new();
+            self.shared.take_injected(&mut batch);
+            for runnable in batch {
+                dropped_any = true;
+                task::run_aborted(runnable);
+            }
+            if !dropped_any {
+                break;
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("queues", &self.queues.len())
+            .field("live_tasks", &self.registry.try_borrow().map(|r| r.len()).ok())
+            .field("running", &(self.running.get() != NONE).then(|| self.running.get()))
+            .field("in_run", &self.in_run.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handle to a task that never runs: its future is dropped at once and
+/// the handle resolves to `Cancelled` (spawning onto a dropped executor).
+pub(crate) fn cancelled<F>(
+    index: u32,
+    future: F,
+    location: &'static Location<'static>,
+) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let header = Header::new(index, location, 0);
+    // The schedule function is never called: the task completes (as
+    // `Cancelled`) before anything can wake it.
+    let (runnable, task) = Builder::new()
+        .metadata(header)
+        .spawn_local(move |_| TaskFuture::new(future, false), |_| {});
+    let handle = JoinHandle::new(task, runnable.waker());
+    task::run_aborted(runnable);
+    handle
+}

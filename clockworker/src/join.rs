@@ -1,0 +1,295 @@
+//! Awaiting, aborting and detaching tasks.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
+
+use async_task::Task;
+
+use crate::task::{Header, TaskId};
+
+/// An owned permission to await a task's output, or to abort it.
+///
+/// Awaiting a `JoinHandle<T>` gives `Ok(T)` when the task completes,
+/// `Err(JoinError::Cancelled)` when it was aborted (or its executor was
+/// dropped) before completing, and `Err(JoinError::Panic(_))` when its poll
+/// panicked and the executor catches panics.
+///
+/// Dropping the handle *detaches* the task: it keeps running and its output
+/// is dropped when it completes, as with tokio's `JoinHandle`.
+///
+/// A `JoinHandle` is `Send` (and `Sync`) when `T` is `Send`, even for tasks
+/// whose futures are not: it can be awaited or aborted from any thread.
+///
+/// # Examples
+///
+/// ```
+/// use clockworker::{ExecutorBuilder, JoinError};
+///
+/// let executor = ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
+/// let queue = executor.queue(0).unwrap();
+/// executor.block_on(async {
+///     let answer = queue.spawn(async { 42 });
+///     assert_eq!(answer.await.unwrap(), 42);
+///
+///     let never = queue.spawn(std::future::pending::<()>());
+///     never.abort();
+///     assert!(matches!(never.await, Err(JoinError::Cancelled)));
+/// });
+/// ```
+#[must_use = "dropping a JoinHandle detaches the task; use `let _ = ...` to say that is intended"]
+pub struct JoinHandle<T> {
+    task: Option<Task<Result<T, JoinError>, Header>>,
+    /// Wakes the task so that the executor sees an abort promptly.
+    waker: Waker,
+    id: TaskId,
+    location: &'static Location<'static>,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(task: Task<Result<T, JoinError>, Header>, waker: Waker) -> Self {
+        let (id, location) = (task.metadata().id, task.metadata().location);
+        JoinHandle {
+            task: Some(task),
+            waker,
+            id,
+            location,
+        }
+    }
+
+    fn header(&self) -> Option<&Header> {
+        self.task.as_ref().map(|task| task.metadata())
+    }
+
+    /// Aborts the task.
+    ///
+    /// If the task has not completed, its future is dropped on the executor
+    /// thread at the executor's next poll boundary (a parked task is woken
+    /// for this; it does not wait for its own wake-up), and the handle then
+    /// resolves to `Err(JoinError::Cancelled)`. The handle resolves only once
+    /// the future has been dropped.
+    ///
+    /// Aborting a task that has already completed changes nothing: the
+    /// handle still resolves to its output. Aborting twice is harmless.
+    /// `abort` may be called from any thread.
+    pub fn abort(&self) {
+        if let Some(header) = self.header() {
+            header.aborted.store(true, Ordering::Release);
+            self.waker.wake_by_ref();
+        }
+    }
+
+    /// Whether the task has finished: completed, panicked, or been dropped
+    /// after an abort. Once this returns `true`, awaiting the handle does not
+    /// wait.
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|task| task.is_finished())
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// Where the task was spawned (the caller of `spawn`).
+    pub fn spawned_at(&self) -> &'static Location<'static> {
+        self.location
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    /// # Panics
+    ///
+    /// Panics if polled again after it returned `Ready`.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let task = self
+            .task
+            .as_mut()
+            .expect("JoinHandle polled after it already returned Ready");
+        // Every task writes an output, `Err(Cancelled)` included (see
+        // `task::run_aborted`), so the task never closes without one.
+        let output = match Pin::new(&mut *task).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(output) => output,
+        };
+        let result = match output {
+            Err(JoinError::Panic(mut panic)) => {
+                panic.task = Some(self.id);
+                panic.location = Some(self.location);
+                Err(JoinError::Panic(panic))
+            }
+            other => other,
+        };
+        // The output is taken; the handle is spent. Dropping a finished task
+        // handle just releases it.
+        self.task = None;
+        Poll::Ready(result)
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id)
+            .field("spawned_at", &format_args!("{}", self.location))
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Why a task produced no output.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The task was aborted (or its executor was dropped) before it
+    /// completed.
+    Cancelled,
+    /// The task's poll panicked (only when the executor catches panics; see
+    /// [`ExecutorBuilder::with_panic_on_task_panic`]).
+    ///
+    /// [`ExecutorBuilder::with_panic_on_task_panic`]: crate::ExecutorBuilder::with_panic_on_task_panic
+    Panic(TaskPanic),
+}
+
+impl JoinError {
+    /// Whether the task was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JoinError::Cancelled)
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panic(_))
+    }
+
+    /// The panic payload, to resume the panic with
+    /// [`std::panic::resume_unwind`]; the error back if it is not a panic.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self {
+            JoinError::Panic(panic) => Ok(panic.into_panic()),
+            other => Err(other),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Cancelled => f.write_str("task was cancelled"),
+            JoinError::Panic(panic) => {
+                f.write_str("task")?;
+                if let Some(id) = panic.task {
+                    write!(f, " {id}")?;
+                }
+                if let Some(location) = panic.location {
+                    write!(f, " (spawned at {location})")?;
+                }
+                write!(f, " panicked: {panic}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// The panic of a task, as caught by the executor.
+///
+/// `Display` prints the panic message (or `<non-string panic payload>`).
+/// [`into_panic`](TaskPanic::into_panic) returns the original payload, to
+/// resume the panic elsewhere.
+pub struct TaskPanic {
+    message: Option<String>,
+    /// A `Mutex` only to make the error `Sync`; it is never contended.
+    payload: Mutex<Box<dyn Any + Send + 'static>>,
+    pub(crate) task: Option<TaskId>,
+    pub(crate) location: Option<&'static Location<'static>>,
+}
+
+impl TaskPanic {
+    pub(crate) fn new(payload: Box<dyn Any + Send + 'static>) -> TaskPanic {
+        TaskPanic {
+            message: Self::message_of(payload.as_ref()),
+            payload: Mutex::new(payload),
+            task: None,
+            location: None,
+        }
+    }
+
+    pub(crate) fn from_message(message: Option<String>) -> TaskPanic {
+        let payload: Box<dyn Any + Send> = match &message {
+            Some(message) => Box::new(message.clone()),
+            None => Box::new(()),
+        };
+        TaskPanic {
+            message,
+            payload: Mutex::new(payload),
+            task: None,
+            location: None,
+        }
+    }
+
+    pub(crate) fn message_of(payload: &(dyn Any + Send)) -> Option<String> {
+        if let Some(s) = payload.downcast_ref::<&'static str>() {
+            Some((*s).to_owned())
+        } else {
+            payload.downcast_ref::<String>().cloned()
+        }
+    }
+
+    /// The panic message, if the payload was a string (as with `panic!`).
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// The id of the task that panicked.
+    pub fn task_id(&self) -> Option<TaskId> {
+        self.task
+    }
+
+    /// Where the task that panicked was spawned.
+    pub fn spawned_at(&self) -> Option<&'static Location<'static>> {
+        self.location
+    }
+
+    /// The panic payload. When the executor propagates panics, the original
+    /// payload resumed out of `run_until` and this is the message as a
+    /// `String`.
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.payload
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl fmt::Display for TaskPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message().unwrap_or("<non-string panic payload>"))
+    }
+}
+
+impl fmt::Debug for TaskPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskPanic")
+            .field("message", &self.message)
+            .field("task", &self.task)
+            .field("spawned_at", &self.location.map(|l| l.to_string()))
+            .finish()
+    }
+}
+
+impl std::error::Error for TaskPanic {}

@@ -1,0 +1,105 @@
+//! A single-threaded async executor with weighted task queues, scheduled in
+//! the manner of EEVDF, that runs on top of any async runtime.
+//!
+//! Latency-sensitive work and background work often share a thread (or one
+//! thread per core). With one FIFO run queue, a burst of background tasks
+//! delays every request behind it. clockworker gives each class of work its
+//! own queue with a weight: between queues, CPU time is shared in proportion
+//! to weight (EEVDF: virtual time, lag, deadlines, preemption at poll
+//! boundaries); inside a queue, tasks run in FIFO order.
+//!
+//! clockworker is an executor loop, not a whole runtime: it runs inside
+//! tokio (current-thread, with or without a `LocalSet`), smol, any
+//! `block_on`, or on its own with [`Executor::block_on`], so tokio's IO,
+//! timers and channels keep working in its tasks.
+//!
+//! # Example
+//!
+//! ```
+//! use clockworker::{yield_maybe, ExecutorBuilder};
+//!
+//! #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+//! enum Queue { Foreground, Background }
+//!
+//! let executor = ExecutorBuilder::new()
+//!     .with_queue(Queue::Foreground, 8)
+//!     .with_queue(Queue::Background, 1)
+//!     .build()
+//!     .unwrap();
+//! let fg = executor.queue(Queue::Foreground).unwrap();
+//! let bg = executor.queue(Queue::Background).unwrap();
+//!
+//! executor.block_on(async {
+//!     // Background work that would hog a plain FIFO executor.
+//!     bg.spawn(async {
+//!         loop {
+//!             std::hint::black_box((0..1_000).sum::<u64>());
+//!             yield_maybe().await;
+//!         }
+//!     });
+//!     // Foreground requests still get 8/9 of the thread.
+//!     let answer = fg.spawn(async { 42 }).await.unwrap();
+//!     assert_eq!(answer, 42);
+//! });
+//! ```
+//!
+//! # Scheduling
+//!
+//! - Between queues: weighted fair sharing. Over any window in which queues
+//!   stay runnable, CPU time splits in proportion to weight, within about one
+//!   time slice plus one poll of lag per queue. An idle queue banks no credit.
+//!   A queue that becomes runnable with an earlier virtual deadline preempts
+//!   the running queue at the next poll boundary, so a heavy queue's woken
+//!   task starts after at most about one poll of a lighter queue.
+//! - Inside a queue: FIFO.
+//! - A poll is never interrupted; [`yield_maybe`] is the cheap way to offer a
+//!   preemption point inside long computations.
+//! - The executor hands control back to its host runtime regularly, so the
+//!   host's IO driver and timers run even while queues stay busy.
+//!
+//! The invariants of the scheduler are written down in the source of the
+//! `eevdf` module.
+//!
+//! # Panics
+//!
+//! By default a task's panic resumes out of [`Executor::run_until`] /
+//! [`Executor::block_on`] with the task's own payload; with
+//! [`ExecutorBuilder::with_panic_on_task_panic(false)`](ExecutorBuilder::with_panic_on_task_panic)
+//! it is caught and delivered as [`JoinError::Panic`].
+//!
+//! # Features
+//!
+//! - `tokio` (default): task polls run outside tokio's cooperative budget
+//!   (see `tokio::task::coop::unconstrained`), so that the executor's many
+//!   tasks, polled inside a single tokio task, do not exhaust one shared
+//!   budget. clockworker's own scheduler and host yields take its place.
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
+
+mod builder;
+mod clock;
+mod context;
+mod core;
+mod eevdf;
+mod executor;
+mod join;
+mod key;
+mod run;
+mod shared;
+mod stats;
+mod task;
+mod yield_now;
+
+pub use builder::{BuildError, ExecutorBuilder};
+pub use executor::{Executor, QueueHandle, Spawner, UnknownQueue};
+pub use join::{JoinError, JoinHandle, TaskPanic};
+pub use run::RunUntil;
+pub use stats::{DelayStats, ExecutorStats, QueueStats};
+pub use task::TaskId;
+pub use yield_now::{YieldMaybe, YieldNow, yield_maybe, yield_now};

@@ -1,0 +1,186 @@
+//! Driving an executor: inside a host runtime (`run_until`) or on its own
+//! (`block_on`).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+
+use atomic_waker::AtomicWaker;
+
+use crate::context;
+use crate::core::{Core, Exit};
+use crate::shared::{MAIN, REMOTE, Shared};
+
+/// Wakes the future passed to `run_until`: flags it, gets the run loop's
+/// attention, and wakes the host task that polls the `RunUntil`.
+struct MainWake {
+    woken: AtomicBool,
+    shared: Arc<Shared>,
+    host: AtomicWaker,
+}
+
+impl Wake for MainWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.shared.notify(MAIN);
+        self.host.wake();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future returned by [`Executor::run_until`](crate::Executor::run_until).
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct RunUntil<'a, F> {
+        core: &'a Rc<Core>,
+        #[pin]
+        future: F,
+        main: Arc<MainWake>,
+        main_waker: Waker,
+        host_yield: bool,
+    }
+}
+
+impl<'a, F> RunUntil<'a, F> {
+    pub(crate) fn new(core: &'a Rc<Core>, future: F, host_yield: bool) -> Self {
+        let main = Arc::new(MainWake {
+            // Poll the future first thing.
+            woken: AtomicBool::new(true),
+            shared: core.shared.clone(),
+            host: AtomicWaker::new(),
+        });
+        RunUntil {
+            core,
+            future,
+            main_waker: Waker::from(main.clone()),
+            main,
+            host_yield,
+        }
+    }
+}
+
+impl<F: Future> Future for RunUntil<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        let core: &Rc<Core> = this.core;
+        let main = &*this.main;
+        let enter = context::enter(core);
+        // While we run, remote wakes need not wake the host.
+        core.shared.host_waker.take();
+        main.host.take();
+        core.begin_host_turn(*this.host_yield);
+
+        loop {
+            if main.woken.swap(false, Ordering::AcqRel) {
+                let mut main_cx = Context::from_waker(this.main_waker);
+                if let Poll::Ready(output) = this.future.as_mut().poll(&mut main_cx) {
+                    return Poll::Ready(output);
+                }
+            }
+            match run_tasks(core) {
+                Exit::MainWoken => {
+                    core.shared.clear(MAIN);
+                    if core.host_turn_over() {
+                        core.note_host_yield();
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+                Exit::HostYield => {
+                    core.note_host_yield();
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Exit::Idle => {
+                    core.shared.host_waker.register(cx.waker());
+                    main.host.register(cx.waker());
+                    // Re-check after registering, so no wake-up is lost.
+                    if core.shared.attention() & REMOTE != 0 || main.woken.load(Ordering::Acquire)
+                    {
+                        continue;
+                    }
+                    core.note_idle_wait();
+                    return Poll::Pending;
+                }
+                Exit::Panicked(payload) => {
+                    drop(enter);
+                    std::panic::resume_unwind(payload);
+                }
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for RunUntil<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunUntil")
+            .field("core", self.core)
+            .field("host_yield", &self.host_yield)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the task loop with tokio's cooperative budget lifted, so that many
+/// tasks polled inside one tokio task do not share (and exhaust) its budget.
+#[cfg(feature = "tokio")]
+fn run_tasks(core: &Core) -> Exit {
+    let mut exit = None;
+    let unconstrained = tokio::task::coop::unconstrained(std::future::poll_fn(|_| {
+        exit = Some(core.run_tasks());
+        Poll::Ready(())
+    }));
+    let _ = pin!(unconstrained).poll(&mut Context::from_waker(Waker::noop()));
+    exit.unwrap_or(Exit::Idle)
+}
+
+#[cfg(not(feature = "tokio"))]
+fn run_tasks(core: &Core) -> Exit {
+    core.run_tasks()
+}
+
+/// Wakes a thread parked in [`block_on`].
+struct Unparker {
+    thread: Thread,
+    notified: AtomicBool,
+}
+
+impl Wake for Unparker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.notified.swap(true, Ordering::Release) {
+            self.thread.unpark();
+        }
+    }
+}
+
+/// Polls `future` on this thread, parking it while the future is pending.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    let unparker = Arc::new(Unparker {
+        thread: thread::current(),
+        notified: AtomicBool::new(false),
+    });
+    let waker = Waker::from(unparker.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        while !unparker.notified.swap(false, Ordering::Acquire) {
+            thread::park();
+        }
+    }
+}

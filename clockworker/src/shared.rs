@@ -1,0 +1,132 @@
+//! The thread-safe part of an executor: what other threads (and wakers fired
+//! while the executor is not running) use to hand it work.
+//!
+//! Everything else about an executor lives in the single-threaded core and
+//! is touched only on its own thread. A wake on the executor thread while the
+//! executor runs goes straight into the core's local queues; any other wake,
+//! and every spawn through a `Spawner`, goes through the injector here and
+//! sets the `REMOTE` attention bit, which the run loop checks at every poll
+//! boundary with one relaxed load.
+//!
+//! # Waking the host
+//!
+//! When the executor has nothing to run it registers its host's waker in
+//! `host_waker` and re-checks `attention` before returning `Pending`. A
+//! thread that injects work first sets the attention bit and then, only if
+//! it was the one to set it, wakes `host_waker`. Either the executor sees the
+//! bit on its re-check, or the injecting thread finds the registered waker:
+//! no wake-up is lost. While the executor runs, the waker is taken out, so
+//! remote wakes cost no host wake-up at all.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_task::Runnable;
+use atomic_waker::AtomicWaker;
+
+use crate::clock::Clock;
+use crate::task::Header;
+
+/// Work was injected: drain the injector.
+pub(crate) const REMOTE: u8 = 1;
+/// A `run_until` future was woken: give its caller a chance to poll it.
+pub(crate) const MAIN: u8 = 2;
+
+#[derive(Debug, Default)]
+struct Injector {
+    tasks: Vec<Runnable<Header>>,
+    /// Set once the executor has been dropped: new spawns are refused.
+    closed: bool,
+}
+
+/// State shared between the executor thread and everyone else.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    attention: AtomicU8,
+    injector: Mutex<Injector>,
+    pub(crate) host_waker: AtomicWaker,
+    pub(crate) clock: Clock,
+    remote_schedules: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(clock: Clock) -> Shared {
+        Shared {
+            attention: AtomicU8::new(0),
+            injector: Mutex::new(Injector::default()),
+            host_waker: AtomicWaker::new(),
+            clock,
+            remote_schedules: AtomicU64::new(0),
+        }
+    }
+
+    fn injector(&self) -> MutexGuard<'_, Injector> {
+        // No user code runs under this lock, so poisoning cannot leave the
+        // vector half-updated.
+        self.injector.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The attention bits, for a cheap check at each poll boundary.
+    #[inline]
+    pub(crate) fn attention(&self) -> u8 {
+        self.attention.load(Ordering::Relaxed)
+    }
+
+    /// Clears `bit` (before acting on it, so that a later setter wakes again).
+    #[inline]
+    pub(crate) fn clear(&self, bit: u8) {
+        self.attention.fetch_and(!bit, Ordering::AcqRel);
+    }
+
+    /// Sets `bit` and wakes the host if the executor may be waiting.
+    pub(crate) fn notify(&self, bit: u8) {
+        if self.attention.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
+            self.host_waker.wake();
+        }
+    }
+
+    /// Hands a woken task to the executor from outside its run loop. Always
+    /// accepted: the task may be `!Send` and must not be dropped here.
+    pub(crate) fn inject(&self, runnable: Runnable<Header>) {
+        runnable
+            .metadata()
+            .woken_at
+            .store(self.clock.now(), Ordering::Relaxed);
+        self.injector().tasks.push(runnable);
+        self.remote_schedules.fetch_add(1, Ordering::Relaxed);
+        self.notify(REMOTE);
+    }
+
+    /// Hands a newly spawned (`Send`) task to the executor; gives it back if
+    /// the executor is gone.
+    pub(crate) fn inject_new(&self, runnable: Runnable<Header>) -> Result<(), Runnable<Header>> {
+        {
+            let mut injector = self.injector();
+            if injector.closed {
+                return Err(runnable);
+            }
+            injector.tasks.push(runnable);
+        }
+        self.remote_schedules.fetch_add(1, Ordering::Relaxed);
+        self.notify(REMOTE);
+        Ok(())
+    }
+
+    /// Moves every injected task into `into` (which should be empty).
+    pub(crate) fn take_injected(&self, into: &mut Vec<Runnable<Header>>) {
+        std::mem::swap(&mut self.injector().tasks, into);
+    }
+
+    /// Refuses all future spawns (the executor is being dropped).
+    pub(crate) fn close(&self) {
+        self.injector().closed = true;
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.injector().closed
+    }
+
+    pub(crate) fn remote_schedules(&self) -> u64 {
+        self.remote_schedules.load(Ordering::Relaxed)
+    }
+}

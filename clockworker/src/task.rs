@@ -1,0 +1,245 @@
+//! What the executor stores with every task.
+//!
+//! Tasks are `async-task` allocations. Each carries a [`Header`] as metadata
+//! (its id, queue, spawn site and a few atomics the executor reads before
+//! every poll) and wraps the user's future in a [`TaskFuture`] that turns
+//! panics into [`JoinError::Panic`] and reports completion to the run loop.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::num::NonZeroU64;
+use std::panic::{AssertUnwindSafe, Location};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use crate::join::{JoinError, TaskPanic};
+
+/// An opaque, process-unique identifier of a task.
+///
+/// Returned by [`JoinHandle::id`](crate::JoinHandle::id) and carried by
+/// [`TaskPanic`]. Ids are never reused within a process.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(NonZeroU64);
+
+impl TaskId {
+    pub(crate) fn next() -> TaskId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        TaskId(NonZeroU64::new(id).unwrap_or(NonZeroU64::MIN))
+    }
+
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({})", self.0)
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The registry slot of a task that has not been registered yet.
+pub(crate) const NO_SLOT: usize = usize::MAX;
+
+/// Per-task metadata, readable from the `Runnable` (executor side) and the
+/// `Task` (join handle side) without touching the future.
+pub(crate) struct Header {
+    pub(crate) id: TaskId,
+    /// Index of the queue the task belongs to.
+    pub(crate) queue: u32,
+    /// Where the task was spawned.
+    pub(crate) location: &'static Location<'static>,
+    /// Clock ticks when the task last became runnable.
+    pub(crate) woken_at: AtomicU64,
+    /// Set by `JoinHandle::abort`; the run loop drops the task instead of
+    /// polling it.
+    pub(crate) aborted: AtomicBool,
+    /// The task's slot in the executor's registry of live tasks, or
+    /// [`NO_SLOT`]. Written and read only on the executor thread.
+    pub(crate) slot: AtomicUsize,
+}
+
+impl Header {
+    pub(crate) fn new(queue: u32, location: &'static Location<'static>, now: u64) -> Header {
+        Header {
+            id: TaskId::next(),
+            queue,
+            location,
+            woken_at: AtomicU64::new(now),
+            aborted: AtomicBool::new(false),
+            slot: AtomicUsize::new(NO_SLOT),
+        }
+    }
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Header")
+            .field("id", &self.id)
+            .field("queue", &self.queue)
+            .field("location", &format_args!("{}", self.location))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A message between the run loop and the [`TaskFuture`] it is about to
+/// run, through a thread-local: the loop says whether to poll or abort, the
+/// task future answers with what happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// Request: poll the future.
+    Poll,
+    /// Request: drop the future unpolled and complete as `Cancelled`.
+    Abort,
+    /// Answer: the future is pending.
+    Pending,
+    /// Answer: the future completed.
+    Completed,
+    /// Answer: the future panicked.
+    Panicked,
+    /// Answer: the future was dropped after an abort.
+    Cancelled,
+}
+
+thread_local! {
+    static SIGNAL: Cell<Signal> = const { Cell::new(Signal::Pending) };
+    /// A panic payload waiting to be resumed out of `run_until` (propagate
+    /// mode).
+    static PROPAGATING: Cell<Option<Box<dyn Any + Send>>> = const { Cell::new(None) };
+}
+
+/// Tells the next task future to run what to do.
+#[inline]
+pub(crate) fn request(signal: Signal) {
+    SIGNAL.set(signal);
+}
+
+/// What the task future that just ran did. `Poll` or `Abort` come back when
+/// no task future ran (the task was already closed).
+#[inline]
+pub(crate) fn answer() -> Signal {
+    SIGNAL.get()
+}
+
+/// The payload of a task panic to resume out of `run_until`, if any.
+pub(crate) fn take_propagating_panic() -> Option<Box<dyn Any + Send>> {
+    PROPAGATING.take()
+}
+
+/// Runs `runnable` with an abort request: its future is dropped unpolled
+/// and its handle resolves to `Cancelled`. The task's output is always
+/// written this way (a `Runnable` is never just dropped), so a `JoinHandle`
+/// never meets a task that closed without output.
+pub(crate) fn run_aborted(runnable: async_task::Runnable<Header>) {
+    request(Signal::Abort);
+    runnable.run();
+}
+
+pin_project_lite::pin_project! {
+    /// The future the executor actually polls: the user's future, with
+    /// panics caught, aborts obeyed and the outcome reported.
+    #[project = TaskFutureProj]
+    pub(crate) enum TaskFuture<F> {
+        Running {
+            #[pin]
+            inner: F,
+            propagate_panic: bool,
+        },
+        Done,
+    }
+}
+
+impl<F> TaskFuture<F> {
+    pub(crate) fn new(inner: F, propagate_panic: bool) -> TaskFuture<F> {
+        TaskFuture::Running {
+            inner,
+            propagate_panic,
+        }
+    }
+}
+
+impl<F: Future> TaskFuture<F> {
+    /// Drops the user's future now, catching a panic from its `Drop`.
+    fn finish(mut self: Pin<&mut Self>) -> Result<(), Box<dyn Any + Send>> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.set(TaskFuture::Done)))
+    }
+}
+
+/// Hands a task panic to the join handle or, in propagate mode, keeps the
+/// payload for `run_until` and gives the handle its message.
+fn report_panic(payload: Box<dyn Any + Send>, propagate: bool) -> TaskPanic {
+    if propagate {
+        let message = TaskPanic::message_of(payload.as_ref());
+        PROPAGATING.set(Some(payload));
+        TaskPanic::from_message(message)
+    } else {
+        TaskPanic::new(payload)
+    }
+}
+
+impl<F: Future> Future for TaskFuture<F> {
+    type Output = Result<F::Output, JoinError>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let request = SIGNAL.get();
+        let propagate = match self.as_mut().project() {
+            TaskFutureProj::Running {
+                propagate_panic, ..
+            } => *propagate_panic,
+            // Never polled after completing.
+            TaskFutureProj::Done => return Poll::Pending,
+        };
+
+        if request == Signal::Abort {
+            if let Err(payload) = self.finish() {
+                if propagate {
+                    PROPAGATING.set(Some(payload));
+                }
+            }
+            SIGNAL.set(Signal::Cancelled);
+            return Poll::Ready(Err(JoinError::Cancelled));
+        }
+
+        let polled = match self.as_mut().project() {
+            TaskFutureProj::Running { inner, .. } => {
+                std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
+            }
+            TaskFutureProj::Done => return Poll::Pending,
+        };
+        match polled {
+            Ok(Poll::Pending) => {
+                SIGNAL.set(Signal::Pending);
+                Poll::Pending
+            }
+            Ok(Poll::Ready(value)) => match self.finish() {
+                Ok(()) => {
+                    SIGNAL.set(Signal::Completed);
+                    Poll::Ready(Ok(value))
+                }
+                Err(payload) => {
+                    SIGNAL.set(Signal::Panicked);
+                    Poll::Ready(Err(JoinError::Panic(report_panic(payload, propagate))))
+                }
+            },
+            Err(payload) => {
+                // A future that panicked may panic again when dropped; that
+                // second panic is dropped.
+                let _ = self.finish();
+                SIGNAL.set(Signal::Panicked);
+                Poll::Ready(Err(JoinError::Panic(report_panic(payload, propagate))))
+            }
+        }
+    }
+}
