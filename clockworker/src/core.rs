@@ -70,6 +70,9 @@ pub(crate) enum Exit {
     HostYield,
     /// A `run_until` future was woken.
     MainWoken,
+    /// The running queue's turn ended and a `run_until` future that yielded
+    /// is waiting to be polled again.
+    TurnEnd,
     /// A task panicked and panics propagate: resume this payload.
     Panicked(Box<dyn Any + Send>),
 }
@@ -265,12 +268,18 @@ impl Core {
     }
 
     /// Polls tasks until nothing is runnable, the host's turn comes, a
-    /// `run_until` future is woken, or a task panic must propagate.
-    pub(crate) fn run_tasks(&self) -> Exit {
+    /// `run_until` future is woken, or a task panic must propagate. With
+    /// `after_turn`, also stops when the running queue's turn ends (after at
+    /// least one poll): a `run_until` future that yielded waits that long.
+    pub(crate) fn run_tasks(&self, after_turn: bool) -> Exit {
         let host_deadline = self.host_deadline.get();
         let mut now = self.clock.now();
         self.now.set(now);
+        let mut polled = false;
         loop {
+            if after_turn && polled && self.turn_over() {
+                return Exit::TurnEnd;
+            }
             let attention = self.shared.attention();
             if attention != 0 {
                 if attention & REMOTE != 0 {
@@ -307,6 +316,7 @@ impl Core {
                 task::request(Signal::Poll);
             }
 
+            polled = true;
             self.in_task.set(true);
             // The task future catches panics of the user's future; this
             // catches anything else (a panicking waker of the join handle).
@@ -351,14 +361,21 @@ impl Core {
         }
     }
 
+    /// Whether the running queue's turn is over: budget used, preempted, or
+    /// no turn in progress.
+    #[inline]
+    fn turn_over(&self) -> bool {
+        self.running.get() == NONE
+            || self.preempt.get()
+            || self.slice_used.get() >= self.slice_budget.get()
+    }
+
     /// The queue whose turn it is, starting a new turn if the last one is
-    /// over (budget used, preempted, or none yet).
+    /// over.
     #[inline]
     fn turn(&self) -> Option<usize> {
-        let running = self.running.get();
-        if running != NONE && !self.preempt.get() && self.slice_used.get() < self.slice_budget.get()
-        {
-            return Some(running);
+        if !self.turn_over() {
+            return Some(self.running.get());
         }
         self.end_turn();
         let pick = self.sched.borrow_mut().pick()?;
@@ -487,8 +504,14 @@ impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core")
             .field("queues", &self.queues.len())
-            .field("live_tasks", &self.registry.try_borrow().map(|r| r.len()).ok())
-            .field("running", &(self.running.get() != NONE).then(|| self.running.get()))
+            .field(
+                "live_tasks",
+                &self.registry.try_borrow().map(|r| r.len()).ok(),
+            )
+            .field(
+                "running",
+                &(self.running.get() != NONE).then(|| self.running.get()),
+            )
             .field("in_run", &self.in_run.get())
             .finish_non_exhaustive()
     }

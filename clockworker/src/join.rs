@@ -42,7 +42,6 @@ use crate::task::{Header, TaskId};
 ///     assert!(matches!(never.await, Err(JoinError::Cancelled)));
 /// });
 /// ```
-#[must_use = "dropping a JoinHandle detaches the task; use `let _ = ...` to say that is intended"]
 pub struct JoinHandle<T> {
     task: Option<Task<Result<T, JoinError>, Header>>,
     /// Wakes the task so that the executor sees an abort promptly.

@@ -39,7 +39,6 @@ impl<K: Copy + Eq + Hash> KeyTable<K> {
             Some(index) => index.get(key).copied(),
         }
     }
-
 }
 
 impl<K> KeyTable<K> {

@@ -81,13 +81,21 @@ impl<F: Future> Future for RunUntil<'_, F> {
         core.begin_host_turn(*this.host_yield);
 
         loop {
+            let mut main_yielded = false;
             if main.woken.swap(false, Ordering::AcqRel) {
                 let mut main_cx = Context::from_waker(this.main_waker);
                 if let Poll::Ready(output) = this.future.as_mut().poll(&mut main_cx) {
                     return Poll::Ready(output);
                 }
+                if main.woken.load(Ordering::Acquire) {
+                    // It woke itself: a yield. Tasks get the rest of the
+                    // current turn (at least one poll) before it runs again.
+                    main_yielded = true;
+                    core.shared.clear(MAIN);
+                }
             }
-            match run_tasks(core) {
+            match run_tasks(core, main_yielded) {
+                Exit::TurnEnd => {}
                 Exit::MainWoken => {
                     core.shared.clear(MAIN);
                     if core.host_turn_over() {
@@ -105,8 +113,7 @@ impl<F: Future> Future for RunUntil<'_, F> {
                     core.shared.host_waker.register(cx.waker());
                     main.host.register(cx.waker());
                     // Re-check after registering, so no wake-up is lost.
-                    if core.shared.attention() & REMOTE != 0 || main.woken.load(Ordering::Acquire)
-                    {
+                    if core.shared.attention() & REMOTE != 0 || main.woken.load(Ordering::Acquire) {
                         continue;
                     }
                     core.note_idle_wait();
@@ -133,10 +140,10 @@ impl<F> fmt::Debug for RunUntil<'_, F> {
 /// Runs the task loop with tokio's cooperative budget lifted, so that many
 /// tasks polled inside one tokio task do not share (and exhaust) its budget.
 #[cfg(feature = "tokio")]
-fn run_tasks(core: &Core) -> Exit {
+fn run_tasks(core: &Core, after_turn: bool) -> Exit {
     let mut exit = None;
     let unconstrained = tokio::task::coop::unconstrained(std::future::poll_fn(|_| {
-        exit = Some(core.run_tasks());
+        exit = Some(core.run_tasks(after_turn));
         Poll::Ready(())
     }));
     let _ = pin!(unconstrained).poll(&mut Context::from_waker(Waker::noop()));
@@ -144,8 +151,8 @@ fn run_tasks(core: &Core) -> Exit {
 }
 
 #[cfg(not(feature = "tokio"))]
-fn run_tasks(core: &Core) -> Exit {
-    core.run_tasks()
+fn run_tasks(core: &Core, after_turn: bool) -> Exit {
+    core.run_tasks(after_turn)
 }
 
 /// Wakes a thread parked in [`block_on`].

@@ -203,10 +203,10 @@ impl<F: Future> Future for TaskFuture<F> {
         };
 
         if request == Signal::Abort {
-            if let Err(payload) = self.finish() {
-                if propagate {
-                    PROPAGATING.set(Some(payload));
-                }
+            if let Err(payload) = self.finish()
+                && propagate
+            {
+                PROPAGATING.set(Some(payload));
             }
             SIGNAL.set(Signal::Cancelled);
             return Poll::Ready(Err(JoinError::Cancelled));

@@ -1,0 +1,77 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// Busy-waits for `duration` of wall time.
+pub fn spin(duration: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        std::hint::spin_loop();
+    }
+}
+
+/// Serializes the timing-sensitive tests of one test binary, so that they do
+/// not compete with each other for the machine's cores.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Counts polls and drops of the future it wraps.
+#[derive(Clone, Default)]
+pub struct Probe {
+    pub polls: Arc<AtomicUsize>,
+    pub drops: Arc<AtomicUsize>,
+}
+
+impl Probe {
+    pub fn polls(&self) -> usize {
+        self.polls.load(Ordering::SeqCst)
+    }
+
+    pub fn drops(&self) -> usize {
+        self.drops.load(Ordering::SeqCst)
+    }
+
+    /// Wraps `future` so that its polls and its drop are counted.
+    pub fn wrap<F: Future>(&self, future: F) -> Probed<F> {
+        Probed {
+            future: Box::pin(future),
+            probe: self.clone(),
+        }
+    }
+}
+
+pub struct Probed<F> {
+    future: Pin<Box<F>>,
+    probe: Probe,
+}
+
+impl<F: Future> Future for Probed<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.probe.polls.fetch_add(1, Ordering::SeqCst);
+        self.future.as_mut().poll(cx)
+    }
+}
+
+impl<F> Drop for Probed<F> {
+    fn drop(&mut self) {
+        self.probe.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The `q` quantile (0..=1) of `samples` (sorted in place).
+pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
+    assert!(!samples.is_empty());
+    samples.sort();
+    let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+    samples[rank - 1]
+}

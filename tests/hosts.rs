@@ -1,0 +1,244 @@
+//! The executor inside different host runtimes, and what it owes its host:
+//! regular yields (so timers and IO run) and a tokio budget that its many
+//! tasks do not share.
+
+mod common;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clockworker::{Executor, ExecutorBuilder, yield_maybe, yield_now};
+use common::spin;
+
+fn two_queues() -> Executor<&'static str> {
+    ExecutorBuilder::new()
+        .with_queue("fg", 4)
+        .with_queue("bg", 1)
+        .build()
+        .unwrap()
+}
+
+/// Spawns a fan of tasks on both queues, some of which wait on each other,
+/// and returns the sum of their outputs (always 1 + 2 + ... + 20 = 210).
+async fn workload(executor: &Executor<&'static str>) -> u32 {
+    let fg = executor.queue("fg").unwrap();
+    let bg = executor.queue("bg").unwrap();
+    let mut handles = Vec::new();
+    for i in 1..=10u32 {
+        let inner = bg.spawn(async move {
+            yield_now().await;
+            i
+        });
+        handles.push(fg.spawn(async move { inner.await.unwrap() }));
+        handles.push(bg.spawn(async move {
+            yield_maybe().await;
+            10 + i
+        }));
+    }
+    let mut sum = 0;
+    for handle in handles {
+        sum += handle.await.unwrap();
+    }
+    sum
+}
+
+#[test]
+fn runs_under_tokio_current_thread_with_local_set() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let executor = two_queues();
+    let sum = local.block_on(&runtime, async {
+        executor
+            .run_until(async {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                workload(&executor).await
+            })
+            .await
+    });
+    assert_eq!(sum, 210);
+}
+
+#[test]
+fn runs_under_plain_tokio_block_on() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let executor = two_queues();
+    let sum = runtime.block_on(executor.run_until(workload(&executor)));
+    assert_eq!(sum, 210);
+}
+
+#[test]
+fn runs_under_tokio_multi_thread_block_on() {
+    // The executor stays on the thread that calls `block_on`.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let executor = two_queues();
+    let sum = runtime.block_on(executor.run_until(async {
+        let timer = tokio::spawn(tokio::time::sleep(Duration::from_millis(2)));
+        timer.await.unwrap();
+        workload(&executor).await
+    }));
+    assert_eq!(sum, 210);
+}
+
+#[test]
+fn runs_under_smol() {
+    let executor = two_queues();
+    let bg = executor.queue("bg").unwrap();
+    let sum = smol::block_on(executor.run_until(async {
+        // A smol timer inside a clockworker task.
+        let timed = bg.spawn(async {
+            smol::Timer::after(Duration::from_millis(2)).await;
+            1
+        });
+        workload(&executor).await + timed.await.unwrap()
+    }));
+    assert_eq!(sum, 211);
+}
+
+#[test]
+fn runs_under_futures_lite_block_on() {
+    let executor = two_queues();
+    let sum = futures_lite::future::block_on(executor.run_until(workload(&executor)));
+    assert_eq!(sum, 210);
+}
+
+#[test]
+fn runs_on_its_own() {
+    let executor = two_queues();
+    let sum = executor.block_on(workload(&executor));
+    assert_eq!(sum, 210);
+}
+
+#[test]
+fn tokio_timers_fire_on_time_while_a_queue_stays_busy() {
+    let _serial = common::serial();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let executor = two_queues();
+    let bg = executor.queue("bg").unwrap();
+    let fg = executor.queue("fg").unwrap();
+    let lateness = runtime.block_on(executor.run_until(async {
+        // Background tasks that never stop: 50 µs of CPU per poll.
+        for _ in 0..4 {
+            bg.spawn(async {
+                loop {
+                    spin(Duration::from_micros(50));
+                    yield_maybe().await;
+                }
+            });
+        }
+        // A foreground task sleeping in a loop, and the run_until future
+        // itself sleeping: both must wake on time.
+        let sleeper = fg.spawn(async {
+            let mut worst = Duration::ZERO;
+            for _ in 0..20 {
+                let start = Instant::now();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                worst = worst.max(start.elapsed() - Duration::from_millis(5));
+            }
+            worst
+        });
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let main_late = start.elapsed() - Duration::from_millis(50);
+        (main_late, sleeper.await.unwrap())
+    }));
+    let (main_late, task_late) = lateness;
+    // tokio's timer has millisecond resolution; the executor yields to it
+    // every 500 µs. Allow generous slack for a loaded machine.
+    assert!(
+        main_late < Duration::from_millis(8),
+        "main late by {main_late:?}"
+    );
+    assert!(
+        task_late < Duration::from_millis(8),
+        "task late by {task_late:?}"
+    );
+    assert!(executor.stats().host_yields > 10);
+}
+
+#[test]
+fn tokio_budget_is_not_shared_by_all_tasks() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let executor = two_queues();
+    let fg = executor.queue("fg").unwrap();
+    let starved = Rc::new(Cell::new(0));
+    let ran = Rc::new(Cell::new(0));
+    runtime.block_on(executor.run_until(async {
+        let handles: Vec<_> = (0..200)
+            .map(|_| {
+                let (starved, ran) = (starved.clone(), ran.clone());
+                fg.spawn(async move {
+                    // Ten budget units per task: 2,000 in all, far above
+                    // tokio's per-task budget of 128.
+                    for _ in 0..10 {
+                        tokio::task::coop::consume_budget().await;
+                    }
+                    if !tokio::task::coop::has_budget_remaining() {
+                        starved.set(starved.get() + 1);
+                    }
+                    ran.set(ran.get() + 1);
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+    }));
+    assert_eq!(ran.get(), 200);
+    assert_eq!(starved.get(), 0, "tasks found tokio's budget exhausted");
+}
+
+#[test]
+fn remote_wakes_reach_an_idle_executor_inside_tokio() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let executor = two_queues();
+    let spawner = executor.spawner("fg").unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let producer = std::thread::spawn({
+        let count = count.clone();
+        move || {
+            for i in 0..100 {
+                std::thread::sleep(Duration::from_micros(200));
+                let count = count.clone();
+                tx.send(spawner.spawn(async move {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    i
+                }))
+                .unwrap();
+            }
+        }
+    });
+    let sum = runtime.block_on(executor.run_until(async {
+        let mut sum = 0;
+        while let Some(handle) = rx.recv().await {
+            sum += handle.await.unwrap();
+        }
+        sum
+    }));
+    producer.join().unwrap();
+    assert_eq!(sum, 4950);
+    assert_eq!(count.load(Ordering::SeqCst), 100);
+    assert!(executor.stats().idle_waits > 0);
+}
