@@ -62,18 +62,22 @@ pub(crate) fn current() -> Option<Rc<Core>> {
         .flatten()
 }
 
-/// The schedule function of every task: where a woken task goes.
-pub(crate) fn schedule(shared: &Arc<Shared>, runnable: Runnable<Header>, _info: ScheduleInfo) {
+/// The schedule function of every task: where a woken task goes. It is a
+/// plain function (zero-sized) and finds the executor through the header.
+pub(crate) fn schedule(runnable: Runnable<Header>, _info: ScheduleInfo) {
     let mut runnable = Some(runnable);
     let _ = CURRENT.try_with(|current| {
         if let Some(core) = current.borrow().as_ref()
-            && Arc::ptr_eq(&core.shared, shared)
-            && let Some(runnable) = runnable.take()
+            && let Some(local) =
+                runnable.take_if(|r| Arc::ptr_eq(&core.shared, &r.metadata().shared))
         {
-            core.enqueue_woken(runnable);
+            core.enqueue_woken(local);
         }
     });
     if let Some(runnable) = runnable {
+        // The task may complete (and be freed) as soon as it is injected:
+        // hold the executor's shared state independently of it.
+        let shared: Arc<Shared> = runnable.metadata().shared.clone();
         shared.inject(runnable);
     }
 }

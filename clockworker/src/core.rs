@@ -163,12 +163,11 @@ impl Core {
         } else {
             self.clock.now()
         };
-        let header = Header::new(index, location, now);
+        let header = Header::new(self.shared.clone(), index, location, now);
         let propagate = self.config.propagate_panics;
-        let shared = self.shared.clone();
         let (runnable, task) = Builder::new().metadata(header).spawn_local(
             move |_| TaskFuture::new(future, propagate),
-            WithInfo(move |runnable, info| context::schedule(&shared, runnable, info)),
+            WithInfo(context::schedule),
         );
         let handle = JoinHandle::new(task, runnable.waker());
         if self.closed.get() {
@@ -340,17 +339,23 @@ impl Core {
                 Signal::Cancelled => {
                     bump(&counters.cancelled);
                     self.unregister(slot);
+                    if let Some(payload) = self.propagating(None) {
+                        return Exit::Panicked(payload);
+                    }
                 }
                 Signal::Panicked => {
                     bump(&counters.polls);
                     bump(&counters.panicked);
                     self.unregister(slot);
+                    if let Some(payload) = self.propagating(None) {
+                        return Exit::Panicked(payload);
+                    }
                 }
                 // No task future ran: the task had already closed.
                 Signal::Poll | Signal::Abort => self.unregister(slot),
             }
-            if let Some(payload) = task::take_propagating_panic().or(escaped)
-                && self.config.propagate_panics
+            if escaped.is_some()
+                && let Some(payload) = self.propagating(escaped)
             {
                 return Exit::Panicked(payload);
             }
@@ -359,6 +364,13 @@ impl Core {
                 return Exit::HostYield;
             }
         }
+    }
+
+    /// The panic payload to resume out of `run_until`, if panics propagate:
+    /// the one a task future kept, else `escaped`.
+    fn propagating(&self, escaped: Option<Box<dyn Any + Send>>) -> Option<Box<dyn Any + Send>> {
+        let payload = task::take_propagating_panic().or(escaped);
+        payload.filter(|_| self.config.propagate_panics)
     }
 
     /// Whether the running queue's turn is over: budget used, preempted, or
@@ -520,6 +532,7 @@ impl std::fmt::Debug for Core {
 /// A handle to a task that never runs: its future is dropped at once and
 /// the handle resolves to `Cancelled` (spawning onto a dropped executor).
 pub(crate) fn cancelled<F>(
+    shared: Arc<Shared>,
     index: u32,
     future: F,
     location: &'static Location<'static>,
@@ -528,7 +541,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let header = Header::new(index, location, 0);
+    let header = Header::new(shared, index, location, 0);
     // The schedule function is never called: the task completes (as
     // `Cancelled`) before anything can wake it.
     let (runnable, task) = Builder::new()

@@ -108,6 +108,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
         let index = self.index(key)?;
         Ok(QueueHandle {
             core: Rc::downgrade(&self.inner.core),
+            shared: self.inner.core.shared.clone(),
             index,
             key,
         })
@@ -240,6 +241,7 @@ impl<K: fmt::Debug> fmt::Debug for Executor<K> {
 /// future unpolled.
 pub struct QueueHandle<K> {
     core: Weak<Core>,
+    shared: Arc<Shared>,
     index: u32,
     key: K,
 }
@@ -258,7 +260,7 @@ impl<K: Copy> QueueHandle<K> {
         let location = Location::caller();
         match self.core.upgrade() {
             Some(core) => core.spawn_local(self.index, future, location),
-            None => core::cancelled(self.index, future, location),
+            None => core::cancelled(self.shared.clone(), self.index, future, location),
         }
     }
 
@@ -272,6 +274,7 @@ impl<K: Copy> Clone for QueueHandle<K> {
     fn clone(&self) -> Self {
         QueueHandle {
             core: self.core.clone(),
+            shared: self.shared.clone(),
             index: self.index,
             key: self.key,
         }
@@ -321,12 +324,16 @@ impl<K> Spawner<K> {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let header = Header::new(self.index, Location::caller(), self.shared.clock.now());
+        let header = Header::new(
+            self.shared.clone(),
+            self.index,
+            Location::caller(),
+            self.shared.clock.now(),
+        );
         let propagate = self.propagate_panics;
-        let shared = self.shared.clone();
         let (runnable, task) = Builder::new().metadata(header).spawn(
             move |_| TaskFuture::new(future, propagate),
-            WithInfo(move |runnable, info| context::schedule(&shared, runnable, info)),
+            WithInfo(context::schedule),
         );
         let handle = JoinHandle::new(task, runnable.waker());
         if let Err(runnable) = self.shared.inject_new(runnable) {

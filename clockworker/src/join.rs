@@ -120,8 +120,7 @@ impl<T> Future for JoinHandle<T> {
         };
         let result = match output {
             Err(JoinError::Panic(mut panic)) => {
-                panic.task = Some(self.id);
-                panic.location = Some(self.location);
+                panic.set_task(self.id, self.location);
                 Err(JoinError::Panic(panic))
             }
             other => other,
@@ -192,10 +191,10 @@ impl fmt::Display for JoinError {
             JoinError::Cancelled => f.write_str("task was cancelled"),
             JoinError::Panic(panic) => {
                 f.write_str("task")?;
-                if let Some(id) = panic.task {
+                if let Some(id) = panic.task_id() {
                     write!(f, " {id}")?;
                 }
-                if let Some(location) = panic.location {
+                if let Some(location) = panic.spawned_at() {
                     write!(f, " (spawned at {location})")?;
                 }
                 write!(f, " panicked: {panic}")
@@ -212,21 +211,33 @@ impl std::error::Error for JoinError {}
 /// [`into_panic`](TaskPanic::into_panic) returns the original payload, to
 /// resume the panic elsewhere.
 pub struct TaskPanic {
+    /// Boxed: every task reserves room for its output, so the error type is
+    /// kept one pointer wide.
+    inner: Box<PanicInner>,
+}
+
+struct PanicInner {
     message: Option<String>,
     /// A `Mutex` only to make the error `Sync`; it is never contended.
     payload: Mutex<Box<dyn Any + Send + 'static>>,
-    pub(crate) task: Option<TaskId>,
-    pub(crate) location: Option<&'static Location<'static>>,
+    task: Option<TaskId>,
+    location: Option<&'static Location<'static>>,
 }
 
 impl TaskPanic {
-    pub(crate) fn new(payload: Box<dyn Any + Send + 'static>) -> TaskPanic {
+    fn with(message: Option<String>, payload: Box<dyn Any + Send + 'static>) -> TaskPanic {
         TaskPanic {
-            message: Self::message_of(payload.as_ref()),
-            payload: Mutex::new(payload),
-            task: None,
-            location: None,
+            inner: Box::new(PanicInner {
+                message,
+                payload: Mutex::new(payload),
+                task: None,
+                location: None,
+            }),
         }
+    }
+
+    pub(crate) fn new(payload: Box<dyn Any + Send + 'static>) -> TaskPanic {
+        Self::with(Self::message_of(payload.as_ref()), payload)
     }
 
     pub(crate) fn from_message(message: Option<String>) -> TaskPanic {
@@ -234,12 +245,12 @@ impl TaskPanic {
             Some(message) => Box::new(message.clone()),
             None => Box::new(()),
         };
-        TaskPanic {
-            message,
-            payload: Mutex::new(payload),
-            task: None,
-            location: None,
-        }
+        Self::with(message, payload)
+    }
+
+    pub(crate) fn set_task(&mut self, id: TaskId, location: &'static Location<'static>) {
+        self.inner.task = Some(id);
+        self.inner.location = Some(location);
     }
 
     pub(crate) fn message_of(payload: &(dyn Any + Send)) -> Option<String> {
@@ -252,24 +263,25 @@ impl TaskPanic {
 
     /// The panic message, if the payload was a string (as with `panic!`).
     pub fn message(&self) -> Option<&str> {
-        self.message.as_deref()
+        self.inner.message.as_deref()
     }
 
     /// The id of the task that panicked.
     pub fn task_id(&self) -> Option<TaskId> {
-        self.task
+        self.inner.task
     }
 
     /// Where the task that panicked was spawned.
     pub fn spawned_at(&self) -> Option<&'static Location<'static>> {
-        self.location
+        self.inner.location
     }
 
     /// The panic payload. When the executor propagates panics, the original
     /// payload resumed out of `run_until` and this is the message as a
     /// `String`.
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.payload
+        self.inner
+            .payload
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -284,9 +296,9 @@ impl fmt::Display for TaskPanic {
 impl fmt::Debug for TaskPanic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskPanic")
-            .field("message", &self.message)
-            .field("task", &self.task)
-            .field("spawned_at", &self.location.map(|l| l.to_string()))
+            .field("message", &self.inner.message)
+            .field("task", &self.inner.task)
+            .field("spawned_at", &self.inner.location.map(|l| l.to_string()))
             .finish()
     }
 }

@@ -12,10 +12,12 @@ use std::future::Future;
 use std::num::NonZeroU64;
 use std::panic::{AssertUnwindSafe, Location};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use crate::join::{JoinError, TaskPanic};
+use crate::shared::Shared;
 
 /// An opaque, process-unique identifier of a task.
 ///
@@ -55,6 +57,10 @@ pub(crate) const NO_SLOT: usize = usize::MAX;
 /// Per-task metadata, readable from the `Runnable` (executor side) and the
 /// `Task` (join handle side) without touching the future.
 pub(crate) struct Header {
+    /// The executor the task belongs to. Kept here rather than in the
+    /// schedule closure so that the closure is zero-sized: async-task then
+    /// skips a waker clone and drop around every reschedule.
+    pub(crate) shared: Arc<Shared>,
     pub(crate) id: TaskId,
     /// Index of the queue the task belongs to.
     pub(crate) queue: u32,
@@ -71,8 +77,14 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    pub(crate) fn new(queue: u32, location: &'static Location<'static>, now: u64) -> Header {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        queue: u32,
+        location: &'static Location<'static>,
+        now: u64,
+    ) -> Header {
         Header {
+            shared,
             id: TaskId::next(),
             queue,
             location,
