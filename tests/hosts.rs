@@ -242,3 +242,39 @@ fn remote_wakes_reach_an_idle_executor_inside_tokio() {
     assert_eq!(count.load(Ordering::SeqCst), 100);
     assert!(executor.stats().idle_waits > 0);
 }
+
+#[test]
+fn a_finished_runner_does_not_strand_another_one() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let executor = two_queues();
+        let fg = executor.queue("fg").unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let task = fg.spawn(async move { rx.await.unwrap() });
+        // Runner A goes idle, waiting for a wake-up from another thread.
+        let runner_a = tokio::task::spawn_local({
+            let executor = executor.clone();
+            async move { executor.run_until(task).await }
+        });
+        tokio::task::yield_now().await;
+        // Runner B, on another tokio task, runs and finishes.
+        let runner_b = tokio::task::spawn_local({
+            let executor = executor.clone();
+            async move { executor.run_until(async { 5 }).await }
+        });
+        assert_eq!(runner_b.await.unwrap(), 5);
+        // The remote wake-up must still reach runner A.
+        std::thread::spawn(move || tx.send(7).unwrap())
+            .join()
+            .unwrap();
+        let out = tokio::time::timeout(Duration::from_secs(5), runner_a)
+            .await
+            .expect("runner A was never woken")
+            .unwrap();
+        assert_eq!(out.unwrap(), 7);
+    });
+}

@@ -37,6 +37,7 @@ use crate::clock::Clock;
 use crate::context;
 use crate::eevdf::Eevdf;
 use crate::join::JoinHandle;
+use crate::run::MainWake;
 use crate::shared::{MAIN, REMOTE, Shared};
 use crate::stats::{QueueCounters, QueueStats, bump};
 use crate::task::{self, Header, NO_SLOT, Signal, TaskFuture};
@@ -106,6 +107,8 @@ pub(crate) struct Core {
     injected: RefCell<Vec<Runnable<Header>>>,
     host_yields: Cell<u64>,
     idle_waits: Cell<u64>,
+    /// The `run_until`/`block_on` futures alive for this executor.
+    runners: RefCell<Slab<Arc<MainWake>>>,
 }
 
 impl Core {
@@ -137,6 +140,25 @@ impl Core {
             injected: RefCell::new(Vec::new()),
             host_yields: Cell::new(0),
             idle_waits: Cell::new(0),
+            runners: RefCell::new(Slab::new()),
+        }
+    }
+
+    pub(crate) fn add_runner(&self, runner: Arc<MainWake>) -> usize {
+        self.runners.borrow_mut().insert(runner)
+    }
+
+    /// Forgets a finished runner and wakes the others' hosts: only one
+    /// host waker is registered for remote wake-ups at a time, and it may
+    /// have been this runner's.
+    pub(crate) fn remove_runner(&self, runner: usize) {
+        let others: Vec<Arc<MainWake>> = {
+            let mut runners = self.runners.borrow_mut();
+            runners.try_remove(runner);
+            runners.iter().map(|(_, r)| r.clone()).collect()
+        };
+        for other in others {
+            other.wake_host();
         }
     }
 

@@ -103,3 +103,8 @@ pub use run::RunUntil;
 pub use stats::{DelayStats, ExecutorStats, QueueStats};
 pub use task::TaskId;
 pub use yield_now::{YieldMaybe, YieldNow, yield_maybe, yield_now};
+
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

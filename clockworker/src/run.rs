@@ -18,10 +18,17 @@ use crate::shared::{MAIN, REMOTE, Shared};
 
 /// Wakes the future passed to `run_until`: flags it, gets the run loop's
 /// attention, and wakes the host task that polls the `RunUntil`.
-struct MainWake {
+pub(crate) struct MainWake {
     woken: AtomicBool,
     shared: Arc<Shared>,
     host: AtomicWaker,
+}
+
+impl MainWake {
+    /// Wakes the host task polling this runner, so that it polls again.
+    pub(crate) fn wake_host(&self) {
+        self.host.wake();
+    }
 }
 
 impl Wake for MainWake {
@@ -46,6 +53,15 @@ pin_project_lite::pin_project! {
         main: Arc<MainWake>,
         main_waker: Waker,
         host_yield: bool,
+        runner: usize,
+    }
+
+    impl<F> PinnedDrop for RunUntil<'_, F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Other runners of this executor may have had their host waker
+            // replaced by ours: wake them so that they register again.
+            this.core.remove_runner(this.runner);
+        }
     }
 }
 
@@ -61,6 +77,7 @@ impl<'a, F> RunUntil<'a, F> {
             core,
             future,
             main_waker: Waker::from(main.clone()),
+            runner: core.add_runner(main.clone()),
             main,
             host_yield,
         }
