@@ -47,10 +47,7 @@ async fn workload(executor: &Executor<&'static str>) -> u32 {
 
 #[test]
 fn runs_under_tokio_current_thread_with_local_set() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::tokio_runtime();
     let local = tokio::task::LocalSet::new();
     let executor = two_queues();
     let sum = local.block_on(&runtime, async {
@@ -66,10 +63,7 @@ fn runs_under_tokio_current_thread_with_local_set() {
 
 #[test]
 fn runs_under_plain_tokio_block_on() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::tokio_runtime();
     let executor = two_queues();
     let sum = runtime.block_on(executor.run_until(workload(&executor)));
     assert_eq!(sum, 210);
@@ -124,10 +118,7 @@ fn runs_on_its_own() {
 #[test]
 fn tokio_timers_fire_on_time_while_a_queue_stays_busy() {
     let _serial = common::serial();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::tokio_runtime();
     let executor = two_queues();
     let bg = executor.queue("bg").unwrap();
     let fg = executor.queue("fg").unwrap();
@@ -173,10 +164,7 @@ fn tokio_timers_fire_on_time_while_a_queue_stays_busy() {
 
 #[test]
 fn tokio_budget_is_not_shared_by_all_tasks() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::tokio_runtime();
     let executor = two_queues();
     let fg = executor.queue("fg").unwrap();
     let starved = Rc::new(Cell::new(0));
@@ -208,10 +196,7 @@ fn tokio_budget_is_not_shared_by_all_tasks() {
 
 #[test]
 fn remote_wakes_reach_an_idle_executor_inside_tokio() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::tokio_runtime();
     let executor = two_queues();
     let spawner = executor.spawner("fg").unwrap();
     let count = Arc::new(AtomicUsize::new(0));
@@ -245,10 +230,7 @@ fn remote_wakes_reach_an_idle_executor_inside_tokio() {
 
 #[test]
 fn a_finished_runner_does_not_strand_another_one() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::tokio_runtime();
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
         let executor = two_queues();

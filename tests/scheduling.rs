@@ -38,10 +38,7 @@ fn measure_shares(weights: &[u32], window: Duration) -> (Vec<Duration>, Executor
         let queue = executor.queue(key).unwrap();
         queue.spawn(burn(Duration::from_micros(20), used.clone()));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::tokio_runtime();
     runtime.block_on(executor.run_until(async { tokio::time::sleep(window).await }));
     (used.iter().map(|u| u.get()).collect(), executor)
 }
@@ -96,10 +93,7 @@ fn a_queue_that_slept_gets_its_share_not_the_whole_thread() {
     let sleeper_used = Rc::new(Cell::new(Duration::ZERO));
     let always = executor.queue("always").unwrap();
     let sleeper = executor.queue("sleeper").unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::tokio_runtime();
     let (always_in_window, sleeper_in_window) = runtime.block_on(executor.run_until(async {
         always.spawn(burn(Duration::from_micros(20), always_used.clone()));
         // The sleeper queue is idle for 400 ms while the other one runs.

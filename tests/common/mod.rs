@@ -75,3 +75,11 @@ pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
     let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
     samples[rank - 1]
 }
+
+/// A tokio current-thread runtime with IO and timers.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
