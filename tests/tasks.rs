@@ -282,7 +282,7 @@ fn caught_panics_become_join_errors_and_others_go_on() {
         unreachable!()
     };
     assert_eq!(panic.to_string(), "task failed: 42");
-    assert!(panic.spawned_at().unwrap().file().ends_with("tasks.rs"));
+    assert!(panic.label().unwrap().file().ends_with("tasks.rs"));
     let payload = panic.into_panic();
     assert_eq!(payload.downcast_ref::<String>().unwrap(), "task failed: 42");
     let stats = executor.queue_stats(0).unwrap();

@@ -150,8 +150,10 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
             propagate_panics: self.panic_on_task_panic,
         };
         let (keys, weights): (Vec<K>, Vec<u32>) = self.queues.into_iter().unzip();
-        let core = Rc::new(Core::new(&weights, config, clock));
-        Ok(Executor::new(core, KeyTable::new(keys)))
+        let names = keys.iter().map(|key| format!("{key:?}")).collect();
+        let keys = Rc::new(KeyTable::new(keys));
+        let core = Rc::new(Core::new(&weights, config, clock, keys.clone(), names));
+        Ok(Executor::new(core, keys))
     }
 }
 

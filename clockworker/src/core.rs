@@ -24,8 +24,11 @@
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::fmt::Debug;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, Location};
+use std::hash::Hash;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Waker;
@@ -36,11 +39,13 @@ use slab::Slab;
 use crate::clock::Clock;
 use crate::context;
 use crate::eevdf::Eevdf;
+use crate::executor::UnknownQueue;
 use crate::join::JoinHandle;
+use crate::key::KeyTable;
 use crate::run::MainWake;
 use crate::shared::{MAIN, REMOTE, Shared};
 use crate::stats::{QueueCounters, QueueStats, bump};
-use crate::task::{self, Header, NO_SLOT, Signal, TaskFuture};
+use crate::task::{self, Header, NO_SLOT, Signal, TaskFuture, TaskLabel};
 
 /// Tunables, in clock ticks.
 #[derive(Debug, Clone)]
@@ -109,10 +114,20 @@ pub(crate) struct Core {
     idle_waits: Cell<u64>,
     /// The `run_until`/`block_on` futures alive for this executor.
     runners: RefCell<Slab<Arc<MainWake>>>,
+    /// The executor's `KeyTable<K>`, for looking keys up without knowing `K`
+    /// (`spawn!(key, ..)`), and the keys' `Debug` names.
+    keys: Rc<dyn Any>,
+    names: Box<[String]>,
 }
 
 impl Core {
-    pub(crate) fn new(weights: &[u32], config: Config, clock: Clock) -> Core {
+    pub(crate) fn new(
+        weights: &[u32],
+        config: Config,
+        clock: Clock,
+        keys: Rc<dyn Any>,
+        names: Box<[String]>,
+    ) -> Core {
         let queues = weights
             .iter()
             .map(|&weight| LocalQueue {
@@ -141,6 +156,34 @@ impl Core {
             host_yields: Cell::new(0),
             idle_waits: Cell::new(0),
             runners: RefCell::new(Slab::new()),
+            keys,
+            names,
+        }
+    }
+
+    /// The index of the queue with this key.
+    pub(crate) fn find_queue<K: Copy + Eq + Hash + Debug + 'static>(
+        &self,
+        key: &K,
+    ) -> Result<u32, UnknownQueue> {
+        match self.keys.downcast_ref::<KeyTable<K>>() {
+            Some(table) => table.find(key),
+            None => None,
+        }
+        .ok_or_else(|| UnknownQueue::new(format!("{key:?}"), self.queue_names()))
+    }
+
+    /// The `Debug` names of the queue keys, in order.
+    pub(crate) fn queue_names(&self) -> Vec<String> {
+        self.names.to_vec()
+    }
+
+    /// The queue of the task being polled, or the first queue when the
+    /// `run_until` future is being polled: where `spawn!(future)` goes.
+    pub(crate) fn current_queue(&self) -> u32 {
+        match self.running.get() {
+            running if self.in_task.get() && running != NONE => running as u32,
+            _ => 0,
         }
     }
 
@@ -174,7 +217,7 @@ impl Core {
         &self,
         index: u32,
         future: F,
-        location: &'static Location<'static>,
+        label: TaskLabel,
     ) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
@@ -185,7 +228,7 @@ impl Core {
         } else {
             self.clock.now()
         };
-        let header = Header::new(self.shared.clone(), index, location, now);
+        let header = Header::new(self.shared.clone(), index, label, now);
         let propagate = self.config.propagate_panics;
         let (runnable, task) = Builder::new().metadata(header).spawn_local(
             move |_| TaskFuture::new(future, propagate),
@@ -557,13 +600,13 @@ pub(crate) fn cancelled<F>(
     shared: Arc<Shared>,
     index: u32,
     future: F,
-    location: &'static Location<'static>,
+    label: TaskLabel,
 ) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let header = Header::new(shared, index, location, 0);
+    let header = Header::new(shared, index, label, 0);
     // The schedule function is never called: the task completes (as
     // `Cancelled`) before anything can wake it.
     let (runnable, task) = Builder::new()

@@ -4,7 +4,6 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::panic::Location;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ use crate::key::KeyTable;
 use crate::run::{self, RunUntil};
 use crate::shared::Shared;
 use crate::stats::{ExecutorStats, QueueStats};
-use crate::task::{Header, TaskFuture};
+use crate::task::{Header, TaskFuture, TaskLabel};
 
 /// A single-threaded executor with weighted task queues.
 ///
@@ -68,7 +67,7 @@ pub struct Executor<K> {
 
 struct Inner<K> {
     core: Rc<Core>,
-    keys: KeyTable<K>,
+    keys: Rc<KeyTable<K>>,
 }
 
 impl<K> Drop for Inner<K> {
@@ -86,7 +85,7 @@ impl<K> Clone for Executor<K> {
 }
 
 impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
-    pub(crate) fn new(core: Rc<Core>, keys: KeyTable<K>) -> Executor<K> {
+    pub(crate) fn new(core: Rc<Core>, keys: Rc<KeyTable<K>>) -> Executor<K> {
         Executor {
             inner: Rc::new(Inner { core, keys }),
         }
@@ -96,7 +95,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
         self.inner
             .keys
             .find(&key)
-            .ok_or_else(|| UnknownQueue::new(&key, self.inner.keys.keys()))
+            .ok_or_else(|| UnknownQueue::new(format!("{key:?}"), self.inner.core.queue_names()))
     }
 
     /// A handle that spawns onto the queue with this key.
@@ -250,17 +249,17 @@ impl<K: Copy> QueueHandle<K> {
     /// Spawns `future` as a task on this queue. The future need not be
     /// `Send`. The task starts running the next time the executor runs and
     /// picks this queue; its spawn site is recorded (see
-    /// [`JoinHandle::spawned_at`]).
+    /// [`JoinHandle::label`]).
     #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        let location = Location::caller();
+        let label = TaskLabel::caller();
         match self.core.upgrade() {
-            Some(core) => core.spawn_local(self.index, future, location),
-            None => core::cancelled(self.shared.clone(), self.index, future, location),
+            Some(core) => core.spawn_local(self.index, future, label),
+            None => core::cancelled(self.shared.clone(), self.index, future, label),
         }
     }
 
@@ -327,7 +326,7 @@ impl<K> Spawner<K> {
         let header = Header::new(
             self.shared.clone(),
             self.index,
-            Location::caller(),
+            TaskLabel::caller(),
             self.shared.clock.now(),
         );
         let propagate = self.propagate_panics;
@@ -377,11 +376,8 @@ pub struct UnknownQueue {
 }
 
 impl UnknownQueue {
-    fn new<K: fmt::Debug>(key: &K, known: &[K]) -> UnknownQueue {
-        UnknownQueue {
-            key: format!("{key:?}"),
-            known: known.iter().map(|k| format!("{k:?}")).collect(),
-        }
+    pub(crate) fn new(key: String, known: Vec<String>) -> UnknownQueue {
+        UnknownQueue { key, known }
     }
 
     /// The key that was asked for, as its `Debug` output.

@@ -3,7 +3,6 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
@@ -11,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use async_task::Task;
 
-use crate::task::{Header, TaskId};
+use crate::task::{Header, TaskId, TaskLabel};
 
 /// An owned permission to await a task's output, or to abort it.
 ///
@@ -47,17 +46,17 @@ pub struct JoinHandle<T> {
     /// Wakes the task so that the executor sees an abort promptly.
     waker: Waker,
     id: TaskId,
-    location: &'static Location<'static>,
+    label: TaskLabel,
 }
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(task: Task<Result<T, JoinError>, Header>, waker: Waker) -> Self {
-        let (id, location) = (task.metadata().id, task.metadata().location);
+        let (id, label) = (task.metadata().id, task.metadata().label);
         JoinHandle {
             task: Some(task),
             waker,
             id,
-            location,
+            label,
         }
     }
 
@@ -95,9 +94,10 @@ impl<T> JoinHandle<T> {
         self.id
     }
 
-    /// Where the task was spawned (the caller of `spawn`).
-    pub fn spawned_at(&self) -> &'static Location<'static> {
-        self.location
+    /// The task's label: where it was spawned (`file:line` of the call to
+    /// `spawn` or `spawn!`).
+    pub fn label(&self) -> TaskLabel {
+        self.label
     }
 }
 
@@ -120,7 +120,7 @@ impl<T> Future for JoinHandle<T> {
         };
         let result = match output {
             Err(JoinError::Panic(mut panic)) => {
-                panic.set_task(self.id, self.location);
+                panic.set_task(self.id, self.label);
                 Err(JoinError::Panic(panic))
             }
             other => other,
@@ -144,7 +144,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
             .field("id", &self.id)
-            .field("spawned_at", &format_args!("{}", self.location))
+            .field("label", &format_args!("{}", self.label))
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -194,8 +194,8 @@ impl fmt::Display for JoinError {
                 if let Some(id) = panic.task_id() {
                     write!(f, " {id}")?;
                 }
-                if let Some(location) = panic.spawned_at() {
-                    write!(f, " (spawned at {location})")?;
+                if let Some(label) = panic.label() {
+                    write!(f, " (spawned at {label})")?;
                 }
                 write!(f, " panicked: {panic}")
             }
@@ -221,7 +221,7 @@ struct PanicInner {
     /// A `Mutex` only to make the error `Sync`; it is never contended.
     payload: Mutex<Box<dyn Any + Send + 'static>>,
     task: Option<TaskId>,
-    location: Option<&'static Location<'static>>,
+    label: Option<TaskLabel>,
 }
 
 impl TaskPanic {
@@ -231,7 +231,7 @@ impl TaskPanic {
                 message,
                 payload: Mutex::new(payload),
                 task: None,
-                location: None,
+                label: None,
             }),
         }
     }
@@ -248,9 +248,9 @@ impl TaskPanic {
         Self::with(message, payload)
     }
 
-    pub(crate) fn set_task(&mut self, id: TaskId, location: &'static Location<'static>) {
+    pub(crate) fn set_task(&mut self, id: TaskId, label: TaskLabel) {
         self.inner.task = Some(id);
-        self.inner.location = Some(location);
+        self.inner.label = Some(label);
     }
 
     pub(crate) fn message_of(payload: &(dyn Any + Send)) -> Option<String> {
@@ -271,9 +271,9 @@ impl TaskPanic {
         self.inner.task
     }
 
-    /// Where the task that panicked was spawned.
-    pub fn spawned_at(&self) -> Option<&'static Location<'static>> {
-        self.inner.location
+    /// The label (spawn site) of the task that panicked.
+    pub fn label(&self) -> Option<TaskLabel> {
+        self.inner.label
     }
 
     /// The panic payload. When the executor propagates panics, the original
@@ -298,7 +298,7 @@ impl fmt::Debug for TaskPanic {
         f.debug_struct("TaskPanic")
             .field("message", &self.inner.message)
             .field("task", &self.inner.task)
-            .field("spawned_at", &self.inner.location.map(|l| l.to_string()))
+            .field("label", &self.inner.label)
             .finish()
     }
 }

@@ -1,9 +1,56 @@
-//! Finding a queue by its key.
+//! Queue keys: finding a queue by its key, and the `QueueKey` trait that
+//! `#[derive(QueueKey)]` implements.
 
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::hash::{BuildHasherDefault, Hash};
 
 use rustc_hash::FxHasher;
+
+/// A fieldless enum used as a set of queue keys, with a dense index.
+///
+/// Any `Copy + Eq + Hash + Debug + 'static` type works as a queue key without
+/// this trait. `#[derive(QueueKey)]` adds what the typed form of
+/// `#[clockworker::main(queues(...))]` needs: the number of variants, all of
+/// them in declaration order, a dense index and a name for each.
+///
+/// # Examples
+///
+/// A hand-written implementation (the derive writes the same):
+///
+/// ```
+/// use clockworker::QueueKey;
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// enum Queue { Foreground, Background }
+///
+/// impl QueueKey for Queue {
+///     const COUNT: usize = 2;
+///     const ALL: &'static [Queue] = &[Queue::Foreground, Queue::Background];
+///     fn index(self) -> usize {
+///         self as usize
+///     }
+///     fn name(self) -> &'static str {
+///         match self {
+///             Queue::Foreground => "Foreground",
+///             Queue::Background => "Background",
+///         }
+///     }
+/// }
+///
+/// assert_eq!(Queue::ALL.iter().map(|q| q.index()).collect::<Vec<_>>(), [0, 1]);
+/// assert_eq!(Queue::Background.name(), "Background");
+/// ```
+pub trait QueueKey: Copy + Eq + Hash + Debug + 'static {
+    /// The number of keys (variants).
+    const COUNT: usize;
+    /// Every key, in declaration order; `ALL[k.index()] == k`.
+    const ALL: &'static [Self];
+    /// The key's position in [`ALL`](Self::ALL): `0..COUNT`.
+    fn index(self) -> usize;
+    /// The key's name (the variant's identifier).
+    fn name(self) -> &'static str;
+}
 
 /// Up to this many queues, a linear scan beats hashing.
 const LINEAR_MAX: usize = 8;

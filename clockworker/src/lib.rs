@@ -90,6 +90,7 @@ mod eevdf;
 mod executor;
 mod join;
 mod key;
+mod macro_support;
 mod run;
 mod shared;
 mod stats;
@@ -99,10 +100,17 @@ mod yield_now;
 pub use builder::{BuildError, ExecutorBuilder};
 pub use executor::{Executor, QueueHandle, Spawner, UnknownQueue};
 pub use join::{JoinError, JoinHandle, TaskPanic};
+pub use key::QueueKey;
 pub use run::RunUntil;
 pub use stats::{DelayStats, ExecutorStats, QueueStats};
-pub use task::TaskId;
+pub use task::{TaskId, TaskLabel};
 pub use yield_now::{YieldMaybe, YieldNow, yield_maybe, yield_now};
+
+/// Support for the macros; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::macro_support::*;
+}
 
 // The README's examples are compiled and run as doctests.
 #[cfg(doctest)]

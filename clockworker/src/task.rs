@@ -51,6 +51,51 @@ impl fmt::Display for TaskId {
     }
 }
 
+/// Where a task was spawned, shown as `file:line`: the task's label.
+///
+/// Recorded for every spawn (the spawn functions are `#[track_caller]`, so
+/// `spawn!` and direct calls alike record the caller). Returned by
+/// [`JoinHandle::label`](crate::JoinHandle::label), shown by the handle's
+/// `Debug` and in the message of a caught panic.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TaskLabel(&'static Location<'static>);
+
+impl TaskLabel {
+    /// The label of the caller of the function that calls this
+    /// (`#[track_caller]` all the way up).
+    #[track_caller]
+    pub(crate) fn caller() -> TaskLabel {
+        TaskLabel(Location::caller())
+    }
+
+    /// The source file of the spawn site.
+    pub fn file(&self) -> &'static str {
+        self.0.file()
+    }
+
+    /// The line of the spawn site.
+    pub fn line(&self) -> u32 {
+        self.0.line()
+    }
+
+    /// The column of the spawn site.
+    pub fn column(&self) -> u32 {
+        self.0.column()
+    }
+}
+
+impl fmt::Display for TaskLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.0.file(), self.0.line())
+    }
+}
+
+impl fmt::Debug for TaskLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskLabel({self})")
+    }
+}
+
 /// The registry slot of a task that has not been registered yet.
 pub(crate) const NO_SLOT: usize = usize::MAX;
 
@@ -65,7 +110,7 @@ pub(crate) struct Header {
     /// Index of the queue the task belongs to.
     pub(crate) queue: u32,
     /// Where the task was spawned.
-    pub(crate) location: &'static Location<'static>,
+    pub(crate) label: TaskLabel,
     /// Clock ticks when the task last became runnable.
     pub(crate) woken_at: AtomicU64,
     /// Set by `JoinHandle::abort`; the run loop drops the task instead of
@@ -77,17 +122,12 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        queue: u32,
-        location: &'static Location<'static>,
-        now: u64,
-    ) -> Header {
+    pub(crate) fn new(shared: Arc<Shared>, queue: u32, label: TaskLabel, now: u64) -> Header {
         Header {
             shared,
             id: TaskId::next(),
             queue,
-            location,
+            label,
             woken_at: AtomicU64::new(now),
             aborted: AtomicBool::new(false),
             slot: AtomicUsize::new(NO_SLOT),
@@ -100,7 +140,7 @@ impl fmt::Debug for Header {
         f.debug_struct("Header")
             .field("id", &self.id)
             .field("queue", &self.queue)
-            .field("location", &format_args!("{}", self.location))
+            .field("label", &self.label)
             .finish_non_exhaustive()
     }
 }
