@@ -98,6 +98,8 @@ mod task;
 mod yield_now;
 
 pub use builder::{BuildError, ExecutorBuilder};
+#[cfg(feature = "macros")]
+pub use clockworker_macros::QueueKey;
 pub use executor::{Executor, QueueHandle, Spawner, UnknownQueue};
 pub use join::{JoinError, JoinHandle, TaskPanic};
 pub use key::QueueKey;
