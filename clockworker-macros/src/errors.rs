@@ -20,4 +20,8 @@ impl Errors {
             None => Ok(value),
         }
     }
+
+    pub(crate) fn into_option(self) -> Option<syn::Error> {
+        self.0
+    }
 }

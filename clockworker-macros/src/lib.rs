@@ -1,15 +1,153 @@
-//! Procedural macros for `clockworker`: `#[derive(clockworker::QueueKey)]`.
+//! Procedural macros for `clockworker`: `#[clockworker::main]`,
+//! `#[clockworker::test]` and `#[derive(clockworker::QueueKey)]`.
 //!
 //! Use them through the `clockworker` crate, which re-exports them; this
-//! crate's version is pinned to the runtime's. Each macro parses its input,
-//! validates it (every mistake is reported at its token, with what to write
-//! instead) and expands it. The generated code names only `::core` and
-//! `clockworker::__private` (or the path given with `crate = "..."`).
+//! crate's version is pinned to the runtime's. Each macro parses its input
+//! (`entry::parse`, `syn`), validates it (`entry::validate`; every mistake is
+//! reported at its token, with what to write instead) and expands it
+//! (`entry::expand`, `queue_key`). The generated code names only `::core`
+//! and `clockworker::__private` (or the path given with `crate = "..."`).
 
+mod entry;
 mod errors;
 mod queue_key;
 
 use proc_macro::TokenStream;
+
+use entry::Entry;
+
+/// Runs an `async fn` on a clockworker executor with the queues you list,
+/// inside a tokio current-thread runtime with IO and timers enabled.
+///
+/// ```
+/// use clockworker::spawn;
+///
+/// #[clockworker::main(queues(fg = 8, bg = 1))]
+/// async fn main() {
+///     // `fg` and `bg` are the queues' `QueueHandle`s.
+///     let cleanup = spawn!(bg, async { "swept" });
+///     let answer = spawn!(fg, async { 42 });
+///     assert_eq!(answer.await.unwrap(), 42);
+///     assert_eq!(cleanup.await.unwrap(), "swept");
+/// }
+/// ```
+///
+/// The function becomes a plain `fn` that builds the executor and a tokio
+/// current-thread runtime, runs the body on them (as
+/// `Executor::run_until`), and returns the body's value. tokio's timers, IO
+/// and channels work in the body and in every task; your crate needs no
+/// tokio dependency of its own for this.
+///
+/// # Queues
+///
+/// - **Quick form**, `queues(fg = 8, bg = 1)`: queues named by identifiers
+///   (their keys are the `&'static str`s `"fg"` and `"bg"`). In the body,
+///   each name is bound to its queue's `QueueHandle`, for `spawn!(fg, ..)`;
+///   anywhere else on the executor's thread, `spawn!("bg", ..)` finds the
+///   queue by name.
+/// - **Typed form**, `queues(Queue::Foreground = 8, Queue::Background = 1)`:
+///   the keys are the variants of an enum that derives `QueueKey`. Every
+///   variant must be given a weight, once; the queues are in the enum's
+///   declaration order, so that `executor.stats().queues[key.index()]` is
+///   `key`'s. Spawn with `spawn!(Queue::Background, ..)`.
+/// - **No `queues`**: one queue, named `"main"`.
+///
+/// A weight is an integer literal from 1 to 1048576: the queue's share of
+/// the CPU relative to the other queues while they all have work.
+///
+/// ```
+/// use clockworker::{spawn, QueueKey};
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, QueueKey)]
+/// enum Queue {
+///     Foreground,
+///     Background,
+/// }
+///
+/// #[clockworker::main(queues(Queue::Foreground = 8, Queue::Background = 1), executor = executor)]
+/// async fn main() {
+///     let sum = spawn!(Queue::Background, async { (1..=10).sum::<u32>() });
+///     assert_eq!(sum.await.unwrap(), 55);
+///     assert_eq!(executor.queue_stats(Queue::Background).unwrap().completed, 1);
+///     assert_eq!(executor.queue_stats(Queue::Foreground).unwrap().weight, 8);
+/// }
+/// ```
+///
+/// # Options
+///
+/// - `queues(...)`: see above.
+/// - `panic = "propagate"` (the default) or `panic = "catch"`: whether a
+///   task's panic panics the function with the task's own payload, or
+///   becomes the task's `JoinError::Panic` while the executor carries on
+///   (`ExecutorBuilder::with_panic_on_task_panic`).
+/// - `executor = name`: binds the `Executor` to `name` in the body, for its
+///   stats, its spawners (`executor.spawner(key)`) and so on.
+/// - `crate = "path"`: the path of the clockworker crate, when your
+///   `Cargo.toml` renames it.
+///
+/// # Return values
+///
+/// The function may return a value, `Result`s included, and `?` works in
+/// its body:
+///
+/// ```
+/// use clockworker::spawn;
+///
+/// #[clockworker::main]
+/// async fn main() -> Result<(), std::num::ParseIntError> {
+///     let parsed = spawn!(async { "42".parse::<u32>() }).await.unwrap()?;
+///     assert_eq!(parsed, 42);
+///     Ok(())
+/// }
+/// ```
+///
+/// # Host runtime
+///
+/// With the `tokio` feature (the default), the host is a new tokio
+/// current-thread runtime with IO and timers enabled. Without it, the body
+/// runs on `Executor::block_on`, with no host runtime.
+///
+/// # Compile errors
+///
+/// Mistakes are compile errors that point at the offending token and say
+/// what to write instead: the function is not `async`, takes arguments or is
+/// generic; a queue is given twice; a weight is zero, negative, too large or
+/// not an integer literal; a variant is left out of the typed form, is not a
+/// variant of the enum, or the enum does not derive `QueueKey`; the typed and
+/// quick forms are mixed; an option is unknown (the message lists the valid
+/// ones); `spawn!(name, ..)` in the body names no declared queue.
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::entry(Entry::Main, args.into(), item.into()).into()
+}
+
+/// `#[clockworker::main]` for tests: runs an `async fn` test on a fresh
+/// clockworker executor inside a fresh tokio current-thread runtime.
+///
+/// It takes the same options as `#[clockworker::main]` and adds `#[test]`
+/// itself (do not add another). Other attributes, such as
+/// `#[should_panic]`, go below it.
+///
+/// ```rust,test_harness
+/// use clockworker::spawn;
+///
+/// #[clockworker::test(queues(fg = 8, bg = 1), executor = executor)]
+/// async fn background_tasks_run_on_bg() {
+///     let task = spawn!(bg, async { 2 + 2 });
+///     assert_eq!(task.await.unwrap(), 4);
+///     assert_eq!(executor.queue_stats("bg").unwrap().completed, 1);
+/// }
+///
+/// #[clockworker::test]
+/// #[should_panic(expected = "boom")]
+/// async fn a_task_panic_fails_the_test() {
+///     let _ = spawn!(async { panic!("boom") }).await;
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::entry(Entry::Test, args.into(), item.into()).into()
+}
 
 /// Implements `clockworker::QueueKey` for a fieldless enum: the number of
 /// variants, all of them in declaration order, a dense index (`0..COUNT`,

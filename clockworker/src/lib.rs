@@ -43,6 +43,32 @@
 //! });
 //! ```
 //!
+//! # Macros
+//!
+//! With the `macros` feature (default), [`#[clockworker::main]`](main) builds
+//! the executor and a tokio current-thread host from a list of weighted
+//! queues and runs an `async fn main` on them; [`#[clockworker::test]`](test)
+//! does the same for tests; [`spawn!`] spawns onto a queue handle, a
+//! spawner, a key of the running executor or the current task's queue, and
+//! labels the task with its call site; [`#[derive(QueueKey)]`](derive@QueueKey)
+//! lets an enum's variants name the queues:
+//!
+//! ```
+//! use clockworker::{spawn, QueueKey};
+//!
+//! #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, QueueKey)]
+//! enum Queue { Foreground, Background }
+//!
+//! #[clockworker::main(queues(Queue::Foreground = 8, Queue::Background = 1))]
+//! async fn main() {
+//!     let h = spawn!(Queue::Foreground, async { 42 });
+//!     assert_eq!(h.await.unwrap(), 42);
+//! }
+//! ```
+//!
+//! Mistakes in their use (a variant without a weight, a weight of zero, an
+//! unknown option, ...) are compile errors that point at the mistake.
+//!
 //! # Scheduling
 //!
 //! - Between queues: weighted fair sharing. Over any window in which queues
@@ -91,6 +117,7 @@ mod executor;
 mod join;
 mod key;
 mod macro_support;
+mod macros;
 mod run;
 mod shared;
 mod stats;
@@ -99,7 +126,7 @@ mod yield_now;
 
 pub use builder::{BuildError, ExecutorBuilder};
 #[cfg(feature = "macros")]
-pub use clockworker_macros::QueueKey;
+pub use clockworker_macros::{QueueKey, main, test};
 pub use executor::{Executor, QueueHandle, Spawner, UnknownQueue};
 pub use join::{JoinError, JoinHandle, TaskPanic};
 pub use key::QueueKey;

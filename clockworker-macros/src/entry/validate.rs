@@ -1,0 +1,539 @@
+//! Checks the parsed arguments and the function, and turns them into a
+//! [`Config`] for `expand`.
+//!
+//! Every mistake is reported at the token that makes it, with what to write
+//! instead. Checking goes on past a mistake, with a best guess in its place
+//! (a weight of 1, a dropped duplicate), so that the expansion stays close to
+//! what the user meant and one mistake gives one message.
+
+use std::collections::HashMap;
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, ExprPath, ExprUnary, Ident, ItemFn, Lit, Path, UnOp};
+
+use super::Entry;
+use super::parse::{Args, OptValue, QueueEntry};
+use crate::errors::Errors;
+
+/// The largest weight a queue may have (`ExecutorBuilder::with_queue`).
+const MAX_WEIGHT: u32 = 1 << 20;
+
+/// The options, for messages about an unknown or misspelt one.
+const OPTIONS: &str = "`queues(...)`, `panic = \"catch\" | \"propagate\"`, \
+                       `crate = \"path\"` and `executor = name`";
+
+/// What to build, checked.
+pub(crate) struct Config {
+    /// The path of the clockworker crate: `::clockworker` or `crate = "..."`.
+    pub(crate) krate: Path,
+    pub(crate) queues: Queues,
+    /// `panic = "propagate"` (the default) or `"catch"`.
+    pub(crate) propagate_panics: bool,
+    /// `executor = name`: bind the executor to `name` in the body.
+    pub(crate) executor: Option<Ident>,
+    /// Names that `spawn!` uses in the body but `queues(...)` does not
+    /// declare (already reported), bound to a declared queue so that the
+    /// compiler does not report them again.
+    pub(crate) undeclared: Vec<Ident>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            krate: syn::parse_quote!(::clockworker),
+            queues: Queues::Single,
+            propagate_panics: true,
+            executor: None,
+            undeclared: Vec::new(),
+        }
+    }
+}
+
+pub(crate) enum Queues {
+    /// No `queues(...)`: one queue.
+    Single,
+    /// The quick form, `queues(fg = 8, bg = 1)`.
+    Named(Vec<(Ident, Weight)>),
+    /// The typed form, `queues(Queue::Foreground = 8, Queue::Background = 1)`.
+    Typed(Typed),
+}
+
+pub(crate) struct Typed {
+    /// The span of the parenthesized list, where a missing variant is
+    /// reported.
+    pub(crate) list: Span,
+    /// `Queue` in `Queue::Foreground`.
+    pub(crate) enum_path: Path,
+    /// Each variant's path, as written, with its weight.
+    pub(crate) variants: Vec<(Path, Weight)>,
+    /// Some entries were reported and left out: the expansion must not
+    /// report the variants they meant as missing too.
+    pub(crate) incomplete: bool,
+}
+
+/// A checked weight and where it was written.
+#[derive(Clone, Copy)]
+pub(crate) struct Weight {
+    pub(crate) value: u32,
+    pub(crate) span: Span,
+}
+
+/// Checks the attribute's arguments.
+pub(crate) fn config(args: Args, entry: Entry, errors: &mut Errors) -> Config {
+    let mut config = Config::default();
+    let mut seen: Vec<Ident> = Vec::new();
+    for option in args.options {
+        let name = option.name;
+        if seen.contains(&name) {
+            errors.push(syn::Error::new_spanned(
+                &name,
+                format!("`{name}` is given twice; give each option once"),
+            ));
+            continue;
+        }
+        seen.push(name.clone());
+        match (name.to_string().as_str(), option.value) {
+            ("queues", OptValue::Queues(list, entries)) => {
+                config.queues = queues(list, entries, errors);
+            }
+            ("queues", _) => errors.push(syn::Error::new_spanned(
+                &name,
+                "expected a list of queues and weights: `queues(fg = 8, bg = 1)` \
+                 or `queues(Queue::Foreground = 8, Queue::Background = 1)`",
+            )),
+            ("panic", OptValue::Assign(value)) => match string(&value).as_deref() {
+                Some("catch") => config.propagate_panics = false,
+                Some("propagate") => config.propagate_panics = true,
+                _ => errors.push(syn::Error::new_spanned(&value, PANIC_VALUES)),
+            },
+            ("panic", _) => errors.push(syn::Error::new_spanned(&name, PANIC_VALUES)),
+            ("crate", OptValue::Assign(value)) => match crate_path(&value) {
+                Ok(path) => config.krate = path,
+                Err(error) => errors.push(error),
+            },
+            ("crate", _) => errors.push(syn::Error::new_spanned(&name, CRATE_VALUE)),
+            ("executor", OptValue::Assign(value)) => match binding(&value) {
+                Some(ident) => config.executor = Some(ident),
+                None => errors.push(syn::Error::new_spanned(&value, EXECUTOR_VALUE)),
+            },
+            ("executor", _) => errors.push(syn::Error::new_spanned(&name, EXECUTOR_VALUE)),
+            (other, _) => errors.push(syn::Error::new_spanned(
+                &name,
+                format!(
+                    "unknown option `{other}` of `#[clockworker::{}]`; the options are {OPTIONS}",
+                    entry.name()
+                ),
+            )),
+        }
+    }
+    config
+}
+
+const PANIC_VALUES: &str = "expected `panic = \"propagate\"` (the default: a task's panic \
+                            panics the function) or `panic = \"catch\"` (it becomes the task's \
+                            `JoinError`)";
+const CRATE_VALUE: &str = "expected `crate = \"path\"`: the path of the clockworker crate \
+                           where it is renamed, such as `crate = \"my_clockworker\"`";
+const EXECUTOR_VALUE: &str = "expected `executor = name`: the name to give the executor in the \
+                              function's body, such as `executor = executor`";
+
+/// The string of a string literal.
+fn string(value: &Expr) -> Option<String> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Some(lit.value()),
+        _ => None,
+    }
+}
+
+fn crate_path(value: &Expr) -> syn::Result<Path> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => lit.parse_with(Path::parse_mod_style).map_err(|_| {
+            syn::Error::new_spanned(
+                lit,
+                format!(
+                    "`{}` is not a path; {CRATE_VALUE}",
+                    lit.value().escape_default()
+                ),
+            )
+        }),
+        _ => Err(syn::Error::new_spanned(value, CRATE_VALUE)),
+    }
+}
+
+/// A single identifier, to bind something to.
+fn binding(value: &Expr) -> Option<Ident> {
+    match value {
+        Expr::Path(ExprPath {
+            qself: None, path, ..
+        }) if path.get_ident().is_some() && path.leading_colon.is_none() => {
+            path.get_ident().cloned()
+        }
+        _ => None,
+    }
+}
+
+/// `a::b::C` as written, without spaces.
+pub(crate) fn display(path: &Path) -> String {
+    let segments: Vec<String> = path
+        .segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect();
+    let leading = if path.leading_colon.is_some() {
+        "::"
+    } else {
+        ""
+    };
+    format!("{leading}{}", segments.join("::"))
+}
+
+/// `Queue` in `Queue::Foreground`.
+fn enum_of(path: &Path) -> Path {
+    let mut enum_path = path.clone();
+    enum_path.segments.pop();
+    enum_path.segments.pop_punct();
+    enum_path
+}
+
+fn is_name(key: &Path) -> bool {
+    key.leading_colon.is_none() && key.segments.len() == 1
+}
+
+fn queues(
+    list: Span,
+    entries: syn::punctuated::Punctuated<QueueEntry, syn::Token![,]>,
+    errors: &mut Errors,
+) -> Queues {
+    let Some(first) = entries.first() else {
+        errors.push(syn::Error::new(
+            list,
+            "no queues given: list at least one, such as `queues(fg = 8, bg = 1)`, \
+             or leave `queues` out for a single queue",
+        ));
+        return Queues::Single;
+    };
+    if is_name(&first.key) {
+        Queues::Named(named(entries, errors))
+    } else {
+        typed(list, entries, errors)
+    }
+}
+
+/// The quick form: every key a name.
+fn named(
+    entries: syn::punctuated::Punctuated<QueueEntry, syn::Token![,]>,
+    errors: &mut Errors,
+) -> Vec<(Ident, Weight)> {
+    let first = entries.first().map(|entry| display(&entry.key));
+    let mut queues: Vec<(Ident, Weight)> = Vec::new();
+    for entry in entries {
+        let Some(name) = entry.key.get_ident().filter(|_| is_name(&entry.key)) else {
+            errors.push(mixed(
+                &entry.key,
+                first.as_deref().unwrap_or_default(),
+                true,
+            ));
+            continue;
+        };
+        let weight = weight(&entry, errors);
+        if queues.iter().any(|(earlier, _)| earlier == name) {
+            errors.push(syn::Error::new_spanned(
+                name,
+                format!("queue `{name}` is given twice; give each queue one weight"),
+            ));
+            continue;
+        }
+        queues.push((name.clone(), weight));
+    }
+    queues
+}
+
+/// The typed form: every key a variant of one enum.
+fn typed(
+    list: Span,
+    entries: syn::punctuated::Punctuated<QueueEntry, syn::Token![,]>,
+    errors: &mut Errors,
+) -> Queues {
+    let first = entries
+        .first()
+        .map(|entry| entry.key.clone())
+        .unwrap_or_else(|| syn::parse_quote!(Queue));
+    let enum_path = enum_of(&first);
+    let enum_name = display(&enum_path);
+    let mut variants: Vec<(Path, Weight)> = Vec::new();
+    let mut incomplete = false;
+    for entry in entries {
+        let key = &entry.key;
+        if is_name(key) {
+            errors.push(mixed(key, &display(&first), false));
+            incomplete = true;
+            continue;
+        }
+        if key.segments.len() < 2 {
+            errors.push(syn::Error::new_spanned(
+                key,
+                format!("expected a variant of an enum, such as `{enum_name}::Foreground`"),
+            ));
+            incomplete = true;
+            continue;
+        }
+        if display(&enum_of(key)) != enum_name {
+            errors.push(syn::Error::new_spanned(
+                key,
+                format!(
+                    "`{}` is not a variant of `{enum_name}`, the enum of `{}`: the queues \
+                     of a typed `queues(...)` are all variants of one enum",
+                    display(key),
+                    display(&first)
+                ),
+            ));
+            incomplete = true;
+            continue;
+        }
+        let weight = weight(&entry, errors);
+        let variant = key.segments.last().map(|segment| &segment.ident);
+        if variants
+            .iter()
+            .any(|(earlier, _)| earlier.segments.last().map(|segment| &segment.ident) == variant)
+        {
+            errors.push(syn::Error::new_spanned(
+                key,
+                format!(
+                    "queue `{}` is given twice; give each queue one weight",
+                    display(key)
+                ),
+            ));
+            continue;
+        }
+        variants.push((key.clone(), weight));
+    }
+    Queues::Typed(Typed {
+        list,
+        enum_path,
+        variants,
+        incomplete,
+    })
+}
+
+/// A key of the other form than the first one.
+fn mixed(key: &Path, first: &str, first_is_name: bool) -> syn::Error {
+    let (typed, named) = if first_is_name {
+        (display(key), first.to_owned())
+    } else {
+        (first.to_owned(), display(key))
+    };
+    syn::Error::new_spanned(
+        key,
+        format!(
+            "the typed form (`{typed} = ..`) and the quick form (`{named} = ..`) cannot be \
+             mixed in one `queues(...)`: write every queue as `Enum::Variant = weight`, or \
+             every queue as `name = weight`"
+        ),
+    )
+}
+
+/// The weight of `entry`, or 1 after reporting why it is not valid.
+fn weight(entry: &QueueEntry, errors: &mut Errors) -> Weight {
+    let key = display(&entry.key);
+    let Some(weight) = &entry.weight else {
+        errors.push(syn::Error::new_spanned(
+            &entry.key,
+            format!(
+                "queue `{key}` has no weight: write `{key} = 1` (a weight is the queue's \
+                 share of the CPU relative to the other queues)"
+            ),
+        ));
+        return Weight {
+            value: 1,
+            span: entry.key.span(),
+        };
+    };
+    let span = weight.span();
+    let fallback = Weight { value: 1, span };
+    let lit = match weight {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => lit,
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => {
+            errors.push(syn::Error::new_spanned(
+                weight,
+                format!(
+                    "a weight cannot be negative: give `{key}` a positive integer, such as \
+                     `{key} = 1`"
+                ),
+            ));
+            return fallback;
+        }
+        _ => {
+            errors.push(syn::Error::new_spanned(
+                weight,
+                format!(
+                    "the weight of `{key}` must be an integer literal from 1 to {MAX_WEIGHT}, \
+                     such as `{key} = 8`"
+                ),
+            ));
+            return fallback;
+        }
+    };
+    match lit.base10_parse::<u32>() {
+        Ok(0) => errors.push(syn::Error::new_spanned(
+            lit,
+            format!(
+                "a weight must be at least 1: write `{key} = 1` for the smallest share \
+                 (weights are relative CPU shares)"
+            ),
+        )),
+        Ok(value) if value <= MAX_WEIGHT => return Weight { value, span },
+        _ => errors.push(syn::Error::new_spanned(
+            lit,
+            format!("weights go up to {MAX_WEIGHT}: give `{key}` a smaller weight"),
+        )),
+    }
+    fallback
+}
+
+/// Checks the function the attribute is on.
+pub(crate) fn signature(function: &ItemFn, entry: Entry, errors: &mut Errors) {
+    let sig = &function.sig;
+    let name = &sig.ident;
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new_spanned(
+            sig.fn_token,
+            format!(
+                "the `async` keyword is missing: `#[clockworker::{}]` goes on an `async fn`; \
+                 write `async fn {name}()`",
+                entry.name()
+            ),
+        ));
+    }
+    if !sig.inputs.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &sig.inputs,
+            format!(
+                "`#[clockworker::{}]` functions take no arguments: write `async fn {name}()`",
+                entry.name()
+            ),
+        ));
+    }
+    if !sig.generics.params.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            format!(
+                "`#[clockworker::{}]` functions cannot be generic: remove the generic parameters",
+                entry.name(),
+            ),
+        ));
+    }
+    if entry == Entry::Test
+        && let Some(test) = function
+            .attrs
+            .iter()
+            .find(|attr| attr.path().is_ident("test"))
+    {
+        errors.push(syn::Error::new_spanned(
+            test,
+            "`#[clockworker::test]` already makes this function a test: remove this `#[test]`",
+        ));
+    }
+}
+
+/// In the quick form, `spawn!(name, ..)` in the body where `name` is not a
+/// declared queue: reported here, with what to write, rather than as an
+/// unknown value.
+///
+/// A name counts as undeclared only if nothing else in the body mentions it
+/// (a `let`, a pattern, a closure's parameter would) and it is not
+/// upper-case (a constant key such as `BG` is fine): then it can only be
+/// meant as one of the function's queues.
+pub(crate) fn spawn_names(
+    function: &ItemFn,
+    config: &mut Config,
+    entry: Entry,
+    errors: &mut Errors,
+) {
+    let Queues::Named(queues) = &config.queues else {
+        return;
+    };
+    let body = function.block.to_token_stream();
+    let mut targets = Vec::new();
+    spawn_targets(body.clone(), &mut targets);
+    let mut mentions = HashMap::new();
+    count_idents(body, &mut mentions);
+    let declared: Vec<String> = queues.iter().map(|(name, _)| name.to_string()).collect();
+    for target in &targets {
+        let name = target.to_string();
+        let as_target = targets.iter().filter(|other| *other == target).count();
+        if declared.contains(&name)
+            || mentions.get(&name).copied().unwrap_or(0) > as_target
+            || !name.starts_with(|c: char| c.is_lowercase() || c == '_')
+        {
+            continue;
+        }
+        let with_it: Vec<String> = queues
+            .iter()
+            .map(|(name, weight)| format!("{name} = {}", weight.value))
+            .chain([format!("{name} = 1")])
+            .collect();
+        let list = declared
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>();
+        errors.push(syn::Error::new_spanned(
+            target,
+            format!(
+                "`{name}` is not a queue of this `#[clockworker::{}]`: declare it, as in \
+                 `queues({})`, or spawn onto a declared queue: {}",
+                entry.name(),
+                with_it.join(", "),
+                list.join(", ")
+            ),
+        ));
+        if !config.undeclared.contains(target) {
+            config.undeclared.push(target.clone());
+        }
+    }
+}
+
+/// The first argument of every `spawn!(ident, ..)` in `tokens`, when it is
+/// a lone identifier.
+fn spawn_targets(tokens: TokenStream, targets: &mut Vec<Ident>) {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    for (i, token) in tokens.iter().enumerate() {
+        match token {
+            TokenTree::Ident(ident) if ident == "spawn" => {
+                if let (Some(TokenTree::Punct(bang)), Some(TokenTree::Group(args))) =
+                    (tokens.get(i + 1), tokens.get(i + 2))
+                    && bang.as_char() == '!'
+                {
+                    let args: Vec<TokenTree> = args.stream().into_iter().take(2).collect();
+                    if let [TokenTree::Ident(target), TokenTree::Punct(comma)] = args.as_slice()
+                        && comma.as_char() == ','
+                    {
+                        targets.push(target.clone());
+                    }
+                }
+            }
+            TokenTree::Group(group) => spawn_targets(group.stream(), targets),
+            _ => {}
+        }
+    }
+}
+
+/// How many times each identifier occurs in `tokens`.
+fn count_idents(tokens: TokenStream, counts: &mut HashMap<String, usize>) {
+    for token in tokens {
+        match token {
+            TokenTree::Ident(ident) => *counts.entry(ident.to_string()).or_default() += 1,
+            TokenTree::Group(group) => count_idents(group.stream(), counts),
+            _ => {}
+        }
+    }
+}
