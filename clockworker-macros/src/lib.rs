@@ -110,8 +110,8 @@ use entry::Entry;
 /// # Compile errors
 ///
 /// Mistakes are compile errors that point at the offending token and say
-/// what to write instead: the function is not `async`, takes arguments or is
-/// generic; a queue is given twice; a weight is zero, negative, too large or
+/// what to write instead: the function is not `async` or takes arguments; a
+/// queue is given twice; a weight is zero, negative, too large or
 /// not an integer literal; a variant is left out of the typed form, is not a
 /// variant of the enum, or the enum does not derive `QueueKey`; the typed and
 /// quick forms are mixed; an option is unknown (the message lists the valid

@@ -423,15 +423,6 @@ pub(crate) fn signature(function: &ItemFn, entry: Entry, errors: &mut Errors) {
             ),
         ));
     }
-    if !sig.generics.params.is_empty() {
-        errors.push(syn::Error::new_spanned(
-            &sig.generics,
-            format!(
-                "`#[clockworker::{}]` functions cannot be generic: remove the generic parameters",
-                entry.name(),
-            ),
-        ));
-    }
     if entry == Entry::Test
         && let Some(test) = function
             .attrs
