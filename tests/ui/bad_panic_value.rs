@@ -1,0 +1,2 @@
+#[clockworker::main(panic = "abort")]
+async fn main() {}

@@ -1,0 +1,7 @@
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clockworker::QueueKey)]
+enum Queue<const SHARDS: usize> {
+    Foreground,
+    Background,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clockworker::QueueKey)]
+struct Queue {
+    weight: u32,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(Clone, Copy, clockworker::QueueKey)]
+union Queue {
+    foreground: u32,
+    background: u64,
+}
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[clockworker::main(queues())]
+async fn main() {}

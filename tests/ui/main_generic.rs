@@ -1,0 +1,4 @@
+#[clockworker::main]
+async fn main<T: Default>() {
+    let _value = T::default();
+}

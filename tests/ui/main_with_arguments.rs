@@ -1,0 +1,4 @@
+#[clockworker::main(queues(fg = 8, bg = 1))]
+async fn main(workers: usize) {
+    assert!(workers > 0);
+}

@@ -1,0 +1,2 @@
+#[clockworker::main(queues(fg = 8, bg))]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[clockworker::main(queues(fg = 8, bg = 0.5))]
+async fn main() {}

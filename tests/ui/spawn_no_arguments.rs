@@ -1,0 +1,6 @@
+use clockworker::spawn;
+
+#[clockworker::main]
+async fn main() {
+    let _task = spawn!();
+}
