@@ -7,10 +7,10 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use clockworker::{Executor, ExecutorBuilder, QueueHandle, yield_maybe};
+use clockworker::{Executor, ExecutorBuilder, QueueHandle, QueueKey, spawn, yield_maybe};
 use tokio::sync::mpsc;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, QueueKey)]
 enum Queue {
     Foreground,
     Background,
@@ -88,33 +88,47 @@ fn percentile(samples: &mut [Duration], q: f64) -> Duration {
     samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)]
 }
 
-fn main() {
+#[clockworker::main(queues(Queue::Foreground = 8, Queue::Background = 1), executor = executor)]
+async fn main() {
+    // 1. Both queues saturated for one second: the CPU splits 8:1.
+    let mut batches = Vec::new();
+    for _ in 0..4 {
+        batches.push(spawn!(Queue::Foreground, background_batches()));
+        batches.push(spawn!(Queue::Background, background_batches()));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let shares = executor.stats().cpu_shares();
+    println!("1. Both queues busy for 1 s (weights 8:1)");
+    println!(
+        "   CPU share: foreground {:.1}%, background {:.1}% (ideal 88.9% / 11.1%)\n",
+        shares[Queue::Foreground.index()] * 100.0,
+        shares[Queue::Background.index()] * 100.0
+    );
+    // Stop the endless tasks (an aborted task's future is dropped before
+    // its handle resolves).
+    for batch in &batches {
+        batch.abort();
+    }
+    for batch in batches {
+        let _cancelled = batch.await;
+    }
+
+    // 2. Needs a runtime of its own (and one for the LocalSet baseline):
+    //    run it on a blocking thread.
+    tokio::task::spawn_blocking(requests_under_load)
+        .await
+        .expect("phase 2");
+}
+
+/// 2. A client thread sends 1,000 requests/s while four background tasks
+///    saturate the core: once on clockworker, once on a tokio LocalSet (a
+///    single FIFO queue).
+fn requests_under_load() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
 
-    // 1. Both queues saturated for one second: the CPU splits 8:1.
-    let (executor, fg, bg) = build();
-    for _ in 0..4 {
-        fg.spawn(background_batches());
-        bg.spawn(background_batches());
-    }
-    runtime.block_on(executor.run_until(async {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }));
-    let shares = executor.stats().cpu_shares();
-    println!("1. Both queues busy for 1 s (weights 8:1)");
-    println!(
-        "   CPU share: foreground {:.1}%, background {:.1}% (ideal 88.9% / 11.1%)\n",
-        shares[0] * 100.0,
-        shares[1] * 100.0
-    );
-    drop(executor); // drops the endless tasks
-
-    // 2. A client thread sends 1,000 requests/s while four background tasks
-    //    saturate the core: once on clockworker, once on a tokio LocalSet
-    //    (a single FIFO queue).
     let (executor, fg, bg) = build();
     for _ in 0..4 {
         bg.spawn(background_batches());
