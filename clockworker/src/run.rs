@@ -217,17 +217,18 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
 /// parks.
 fn wait_for(notified: &AtomicBool) {
     let spin_until = Instant::now() + SPIN_BEFORE_PARK;
-    let mut spins = 0u32;
     loop {
-        if notified.swap(false, Ordering::Acquire) {
-            return;
-        }
-        if spins < u32::MAX && (spins % 32 != 0 || Instant::now() < spin_until) {
-            spins += 1;
+        for _ in 0..32 {
+            if notified.swap(false, Ordering::Acquire) {
+                return;
+            }
             std::hint::spin_loop();
-            continue;
         }
-        spins = u32::MAX;
+        if Instant::now() >= spin_until {
+            break;
+        }
+    }
+    while !notified.swap(false, Ordering::Acquire) {
         thread::park();
     }
 }
