@@ -24,9 +24,13 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
         .measurement_time(Duration::from_secs(2));
 }
 
-/// Runs `setup` then `workload` on every peer, as `group/<peer id>`.
+/// Runs `setup` (if given) then `workload` on every peer, as
+/// `group/<peer id>`.
 macro_rules! on_every_peer {
-    ($group:expr, |$peer:ident| $setup:expr, |$iters:ident| $workload:expr) => {{
+    ($group:expr, |$peer:ident, $iters:ident| $workload:expr) => {
+        on_every_peer!($group, |$peer| {}, |$iters| $workload)
+    };
+    ($group:expr, |$peer:ident| $setup:block, |$iters:ident| $workload:expr) => {{
         let group: &mut BenchmarkGroup<'_, WallTime> = $group;
         {
             let $peer = Ours::new();
@@ -54,7 +58,7 @@ macro_rules! on_every_peer {
 fn spawn(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn");
     configure(&mut group);
-    on_every_peer!(&mut group, |peer| (), |iters| spawn_join(&peer, iters));
+    on_every_peer!(&mut group, |peer, iters| spawn_join(&peer, iters));
     group.finish();
 
     for (live, name) in [
@@ -74,12 +78,12 @@ fn spawn(c: &mut Criterion) {
 fn yields(c: &mut Criterion) {
     let mut group = c.benchmark_group("yield_one_task");
     configure(&mut group);
-    on_every_peer!(&mut group, |peer| (), |iters| yield_one(&peer, iters));
+    on_every_peer!(&mut group, |peer, iters| yield_one(&peer, iters));
     group.finish();
 
     let mut group = c.benchmark_group("yield_1000_tasks");
     configure(&mut group);
-    on_every_peer!(&mut group, |peer| (), |iters| {
+    on_every_peer!(&mut group, |peer, iters| {
         // At least one yield per task; scale the time back to `iters`.
         let each = (iters / 1_000).max(1);
         let elapsed = yield_many(&peer, 1_000, each * 1_000);
@@ -91,12 +95,12 @@ fn yields(c: &mut Criterion) {
 fn ping_pongs(c: &mut Criterion) {
     let mut group = c.benchmark_group("ping_pong");
     configure(&mut group);
-    on_every_peer!(&mut group, |peer| (), |iters| ping_pong(&peer, iters));
+    on_every_peer!(&mut group, |peer, iters| ping_pong(&peer, iters));
     group.finish();
 
     let mut group = c.benchmark_group("ping_pong_remote");
     configure(&mut group);
-    on_every_peer!(&mut group, |peer| (), |iters| remote_ping_pong(
+    on_every_peer!(&mut group, |peer, iters| remote_ping_pong(
         &peer, iters
     ));
     group.finish();
