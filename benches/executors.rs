@@ -68,7 +68,7 @@ fn spawn(c: &mut Criterion) {
     ] {
         let mut group = c.benchmark_group(name);
         configure(&mut group);
-        on_every_peer!(&mut group, |peer| park_tasks(&peer, live), |iters| {
+        on_every_peer!(&mut group, |peer| { park_tasks(&peer, live) }, |iters| {
             spawn_join(&peer, iters)
         });
         group.finish();
@@ -100,9 +100,7 @@ fn ping_pongs(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("ping_pong_remote");
     configure(&mut group);
-    on_every_peer!(&mut group, |peer, iters| remote_ping_pong(
-        &peer, iters
-    ));
+    on_every_peer!(&mut group, |peer, iters| remote_ping_pong(&peer, iters));
     group.finish();
 }
 
