@@ -260,3 +260,33 @@ fn a_finished_runner_does_not_strand_another_one() {
         assert_eq!(out.unwrap(), 7);
     });
 }
+
+#[test]
+fn host_yields_continue_with_one_queue_of_tiny_polls() {
+    // With a single active queue the clock is read only every few polls;
+    // the host still gets its turns on time.
+    let _serial = common::serial();
+    let runtime = common::tokio_runtime();
+    let executor = two_queues();
+    let bg = executor.queue("bg").unwrap();
+    let worst = runtime.block_on(executor.run_until(async {
+        for _ in 0..4 {
+            bg.spawn(async {
+                loop {
+                    yield_now().await;
+                }
+            });
+        }
+        let mut worst = Duration::ZERO;
+        for _ in 0..10 {
+            let start = Instant::now();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            worst = worst.max(start.elapsed() - Duration::from_millis(5));
+        }
+        worst
+    }));
+    assert!(worst < Duration::from_millis(8), "timer late by {worst:?}");
+    let stats = executor.stats();
+    assert!(stats.host_yields > 50, "{} host yields", stats.host_yields);
+    assert!(stats.queues[1].polls > 10_000);
+}

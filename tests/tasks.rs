@@ -201,6 +201,40 @@ fn aborting_itself_cancels_at_the_next_poll_boundary() {
 }
 
 #[test]
+fn a_task_that_aborts_itself_in_its_first_poll_and_parks_is_cancelled() {
+    let executor = single();
+    let queue = executor.queue(0).unwrap();
+    let slot: Rc<RefCell<Option<JoinHandle<()>>>> = Rc::default();
+    let probe = Probe::default();
+    let slot_in = slot.clone();
+    let handle = queue.spawn(probe.wrap(async move {
+        if let Some(me) = slot_in.borrow().as_ref() {
+            me.abort();
+        }
+        // Parks on something that never wakes it.
+        pending::<()>().await
+    }));
+    *slot.borrow_mut() = Some(handle);
+    let probe_in = probe.clone();
+    executor.block_on(async move {
+        // A few turns are plenty; without the prompt abort this would wait
+        // forever.
+        for _ in 0..1_000 {
+            if probe_in.drops() > 0 {
+                break;
+            }
+            yield_now().await;
+        }
+        assert_eq!(probe_in.drops(), 1, "the aborted task was not dropped");
+        let handle = slot.borrow_mut().take().unwrap();
+        assert!(handle.is_finished());
+        assert!(handle.await.unwrap_err().is_cancelled());
+    });
+    assert_eq!((probe.polls(), probe.drops()), (1, 1));
+    assert_eq!(executor.stats().live_tasks, 0);
+}
+
+#[test]
 fn dropping_the_handle_detaches_the_task() {
     let executor = single();
     let queue = executor.queue(0).unwrap();
@@ -495,6 +529,21 @@ fn a_task_can_drive_another_executor() {
         inner.block_on(inner_task).unwrap() + 1
     });
     assert_eq!(outer.block_on(handle).unwrap(), 21);
+}
+
+#[test]
+fn tasks_spawned_by_the_run_until_future_are_dated_correctly() {
+    // Spawned during the very first poll of the `block_on` future, before
+    // the task loop has run once.
+    let executor = single();
+    let queue = executor.queue(0).unwrap();
+    executor.block_on(async {
+        spin(Duration::from_millis(2));
+        queue.spawn(async {}).await.unwrap();
+    });
+    let delay = executor.queue_stats(0).unwrap().queue_delay;
+    assert_eq!(delay.samples, 1);
+    assert!(delay.max < Duration::from_millis(100), "{delay:?}");
 }
 
 #[test]

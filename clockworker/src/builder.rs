@@ -146,6 +146,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
         let clock = Clock::get();
         let config = Config {
             slice: clock.to_ticks(self.time_slice),
+            short_poll: clock.to_ticks(Duration::from_micros(1)),
             host_yield: clock.to_ticks(self.host_yield_interval),
             propagate_panics: self.panic_on_task_panic,
         };

@@ -10,11 +10,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use std::task::Waker;
+
 use async_task::{Runnable, ScheduleInfo};
 
 use crate::core::Core;
 use crate::shared::Shared;
-use crate::task::Header;
+use crate::task::{Header, TaskId};
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
@@ -79,5 +81,43 @@ pub(crate) fn schedule(runnable: Runnable<Header>, _info: ScheduleInfo) {
         // hold the executor's shared state independently of it.
         let shared: Arc<Shared> = runnable.metadata().shared.clone();
         shared.inject(runnable);
+    }
+}
+
+/// Registers the task being polled (it returned `Pending` for the first
+/// time) with the executor running it.
+pub(crate) fn register(id: TaskId, waker: &Waker) {
+    let _ = CURRENT.try_with(|current| {
+        if let Some(core) = current.borrow().as_ref() {
+            core.register(id, waker);
+        }
+    });
+}
+
+/// Removes a finished task from the registry of the executor running it (a
+/// no-op at shutdown, when no executor is current and the registry is gone).
+pub(crate) fn unregister(id: TaskId) {
+    let _ = CURRENT.try_with(|current| {
+        if let Some(core) = current.borrow().as_ref() {
+            core.unregister(id);
+        }
+    });
+}
+
+/// Makes sure an aborted task is polled soon, so that its executor sees the
+/// abort: directly when called on the executor's own thread while it runs,
+/// through its shared state otherwise.
+pub(crate) fn request_abort(shared: &Arc<Shared>, id: TaskId) {
+    let handled = CURRENT
+        .try_with(|current| match current.borrow().as_ref() {
+            Some(core) if Arc::ptr_eq(&core.shared, shared) => {
+                core.wake_for_abort(id);
+                true
+            }
+            _ => false,
+        })
+        .unwrap_or(false);
+    if !handled {
+        shared.request_abort(id);
     }
 }

@@ -6,20 +6,30 @@
 //! - A `Core` is only touched on the thread that built it (it is reached
 //!   through `Rc`s and a thread-local); cross-thread traffic goes through
 //!   [`Shared`].
-//! - Every live task is either *registered* (the registry holds a `Waker`
-//!   for it) or its `Runnable` sits in the injector. Local spawns register
-//!   at once; remote spawns when the injector is drained. A task leaves the
-//!   registry when it completes, panics or is dropped after an abort. This
-//!   is what lets [`Core::shutdown`] reach parked tasks and drop their
-//!   futures.
+//! - Every live task is *scheduled* (its `Runnable` sits in a local queue or
+//!   the injector), *running*, or *registered*: a task registers (its waker,
+//!   keyed by its id) the first time its poll returns `Pending`, and leaves
+//!   the registry when it finishes. So a parked task is always registered,
+//!   which is what lets [`Core::shutdown`] and `JoinHandle::abort` reach it,
+//!   while a task that completes in one poll never pays for the registry.
 //! - A queue with tasks in its deque is *active* in the scheduler. A queue
 //!   leaves the scheduler lazily: only when it is the running queue and the
 //!   loop finds its deque empty.
 //! - No `RefCell` borrow is held while user code runs (a poll, a future's
 //!   drop): user code may spawn, wake, abort or read stats re-entrantly.
-//! - The clock is read exactly once per poll boundary; the ticks between two
-//!   reads are charged to the queue whose task was polled in between, so a
-//!   turn overruns its budget by at most the poll that crossed it.
+//! - While two or more queues are active, the clock is read at every poll
+//!   boundary and the ticks between two reads are charged to the queue whose
+//!   task was polled in between, so a turn overruns its budget by at most
+//!   the poll that crossed it, and a queue that becomes runnable waits at
+//!   most for the poll in progress.
+//! - With a single active queue there is no one to share with, so the clock
+//!   is read every `stride`-th boundary: the stride doubles (up to
+//!   `MAX_STRIDE`) while the polls between two reads averaged under
+//!   `short_poll`, and drops back to 1 after any longer stretch. All elapsed
+//!   time is still charged (at the next read); what loses precision is only
+//!   the per-poll timestamp (queue-delay samples, the host-yield check,
+//!   which may come up to `MAX_STRIDE - 1` short polls late). A second queue
+//!   becoming active switches back to reading at every boundary at once.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -33,7 +43,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Waker;
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
 use async_task::{Builder, Runnable, WithInfo};
+use rustc_hash::FxHasher;
 use slab::Slab;
 
 use crate::clock::Clock;
@@ -45,13 +59,16 @@ use crate::key::KeyTable;
 use crate::run::MainWake;
 use crate::shared::{MAIN, REMOTE, Shared};
 use crate::stats::{QueueCounters, QueueStats, bump};
-use crate::task::{self, Header, NO_SLOT, Signal, TaskFuture, TaskLabel};
+use crate::task::{self, Header, Signal, TaskFuture, TaskId, TaskLabel};
 
 /// Tunables, in clock ticks.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     /// The time slice each queue requests when it is picked.
     pub(crate) slice: u64,
+    /// A poll shorter than this (on average) lets the clock be read less
+    /// often while a single queue is active.
+    pub(crate) short_poll: u64,
     /// How long `run_until` may keep its host waiting while work is runnable.
     pub(crate) host_yield: u64,
     /// Resume task panics out of `run_until`/`block_on`.
@@ -60,6 +77,9 @@ pub(crate) struct Config {
 
 /// Marker for "no queue is running".
 const NONE: usize = usize::MAX;
+
+/// At most this many polls between two clock reads (single active queue).
+const MAX_STRIDE: u32 = 16;
 
 /// One queue's tasks and counters.
 struct LocalQueue {
@@ -96,8 +116,15 @@ pub(crate) struct Core {
     slice_budget: Cell<u64>,
     /// A queue became runnable with an earlier deadline than the running one.
     preempt: Cell<bool>,
-    /// The last clock reading: the start of the poll in progress, if any.
+    /// Two or more queues are active (mirrors `sched.contended()`).
+    contended: Cell<bool>,
+    /// The last clock reading: `slice_used` counts up to it. During a poll
+    /// with every boundary sampled, the start of that poll.
     now: Cell<u64>,
+    /// Polls since the last clock reading, and how many may pass between
+    /// two readings (see the module docs).
+    unsampled: Cell<u32>,
+    stride: Cell<u32>,
     /// When the current `run_until` poll must hand control back to its host.
     host_deadline: Cell<u64>,
     /// A `run_until`/`block_on` of this executor is polling.
@@ -106,10 +133,17 @@ pub(crate) struct Core {
     in_task: Cell<bool>,
     /// The executor has been dropped.
     closed: Cell<bool>,
-    /// Wakers of all registered tasks, to reach parked ones at shutdown.
-    registry: RefCell<Slab<Waker>>,
-    /// Reused buffer for draining the injector.
+    /// Wakers of the registered tasks (see the module docs).
+    registry: RefCell<HashMap<TaskId, Waker, BuildHasherDefault<FxHasher>>>,
+    /// Tasks alive: spawned (and seen, for remote spawns) and not finished.
+    live: Cell<usize>,
+    /// The task being polled, and whether it was aborted during its poll
+    /// (before it could register).
+    current_task: Cell<Option<TaskId>>,
+    abort_current: Cell<bool>,
+    /// Reused buffers for draining the injector.
     injected: RefCell<Vec<Runnable<Header>>>,
+    aborts: RefCell<Vec<TaskId>>,
     host_yields: Cell<u64>,
     idle_waits: Cell<u64>,
     /// The `run_until`/`block_on` futures alive for this executor.
@@ -146,13 +180,20 @@ impl Core {
             slice_used: Cell::new(0),
             slice_budget: Cell::new(0),
             preempt: Cell::new(false),
+            contended: Cell::new(false),
             now: Cell::new(0),
+            unsampled: Cell::new(0),
+            stride: Cell::new(1),
             host_deadline: Cell::new(u64::MAX),
             in_run: Cell::new(false),
             in_task: Cell::new(false),
             closed: Cell::new(false),
-            registry: RefCell::new(Slab::new()),
+            registry: RefCell::new(HashMap::default()),
+            live: Cell::new(0),
+            current_task: Cell::new(None),
+            abort_current: Cell::new(false),
             injected: RefCell::new(Vec::new()),
+            aborts: RefCell::new(Vec::new()),
             host_yields: Cell::new(0),
             idle_waits: Cell::new(0),
             runners: RefCell::new(Slab::new()),
@@ -228,36 +269,56 @@ impl Core {
         } else {
             self.clock.now()
         };
-        let header = Header::new(self.shared.clone(), index, label, now);
+        let header = Header::new(self.shared.clone(), index, label, now, false);
+        let id = header.id;
         let propagate = self.config.propagate_panics;
         let (runnable, task) = Builder::new().metadata(header).spawn_local(
-            move |_| TaskFuture::new(future, propagate),
+            move |_| TaskFuture::new(future, id, propagate),
             WithInfo(context::schedule),
         );
-        let handle = JoinHandle::new(task, runnable.waker());
+        let handle = JoinHandle::new(task);
         if self.closed.get() {
             // The executor is shutting down: the future is dropped unpolled
             // and the handle resolves to `Cancelled`.
             task::run_aborted(runnable);
             return handle;
         }
-        self.register(&runnable);
+        self.admit(index as usize);
         self.enqueue(runnable);
         handle
     }
 
-    fn register(&self, runnable: &Runnable<Header>) {
-        let header = runnable.metadata();
-        let slot = self.registry.borrow_mut().insert(runnable.waker());
-        header.slot.store(slot, Ordering::Relaxed);
-        bump(&self.queues[header.queue as usize].counters.spawned);
+    /// Counts a task that enters the executor.
+    fn admit(&self, index: usize) {
+        self.live.set(self.live.get() + 1);
+        bump(&self.queues[index].counters.spawned);
     }
 
-    fn unregister(&self, slot: usize) {
-        if slot != NO_SLOT {
-            // Take the waker out first: dropping it may free the task.
-            let waker = self.registry.borrow_mut().try_remove(slot);
-            drop(waker);
+    /// Registers a task whose poll returned `Pending` for the first time.
+    pub(crate) fn register(&self, id: TaskId, waker: &Waker) {
+        self.registry.borrow_mut().insert(id, waker.clone());
+    }
+
+    /// Removes a finished task from the registry.
+    pub(crate) fn unregister(&self, id: TaskId) {
+        // Take the waker out first: dropping it may free the task.
+        let waker = self.registry.borrow_mut().remove(&id);
+        drop(waker);
+    }
+
+    /// Wakes an aborted task so that the loop polls it (and so sees the
+    /// abort). A task that is neither registered nor being polled is queued
+    /// (the loop sees the abort when it gets to it) or already finished.
+    pub(crate) fn wake_for_abort(&self, id: TaskId) {
+        let waker = self.registry.borrow().get(&id).cloned();
+        match waker {
+            Some(waker) => waker.wake(),
+            None if self.in_task.get() && self.current_task.get() == Some(id) => {
+                // Aborted during its own poll, before it could register:
+                // the loop wakes it if that poll parks it.
+                self.abort_current.set(true);
+            }
+            None => {}
         }
     }
 
@@ -283,27 +344,41 @@ impl Core {
         };
         if was_empty {
             let mut sched = self.sched.borrow_mut();
-            if !sched.is_active(index) && sched.activate(index) {
-                self.preempt.set(true);
-                bump(&queue.counters.preemptions);
+            if !sched.is_active(index) {
+                if let Some(after) = sched.activate(index) {
+                    // End the running turn once the woken queue is eligible.
+                    bump(&queue.counters.preemptions);
+                    if after == 0 {
+                        self.preempt.set(true);
+                    } else {
+                        self.slice_budget.set(self.slice_budget.get().min(after));
+                    }
+                }
+                self.contended.set(sched.contended());
             }
         }
     }
 
-    /// Moves injected tasks into the local queues.
+    /// Moves injected tasks into the local queues and delivers abort
+    /// requests.
     fn drain_injected(&self) {
         self.shared.clear(REMOTE);
         let mut batch = self.injected.take();
-        self.shared.take_injected(&mut batch);
+        let mut aborts = self.aborts.take();
+        self.shared.take_injected(&mut batch, &mut aborts);
         for runnable in batch.drain(..) {
-            if runnable.metadata().slot.load(Ordering::Relaxed) == NO_SLOT {
-                // A task spawned through a `Spawner`, arriving for the first
-                // time.
-                self.register(&runnable);
+            let header = runnable.metadata();
+            if header.fresh.swap(false, Ordering::Relaxed) {
+                // Spawned through a `Spawner`, arriving for the first time.
+                self.admit(header.queue as usize);
             }
             self.enqueue(runnable);
         }
+        for id in aborts.drain(..) {
+            self.wake_for_abort(id);
+        }
         self.injected.replace(batch);
+        self.aborts.replace(aborts);
     }
 
     // ----- the run loop --------------------------------------------------
@@ -311,8 +386,12 @@ impl Core {
     /// Starts a `run_until` poll: the host gets control back after the
     /// host-yield interval, or never if `host_yield` is false (`block_on`).
     pub(crate) fn begin_host_turn(&self, host_yield: bool) {
+        let now = self.clock.now();
+        // Tasks spawned or woken by the `run_until` future before the loop
+        // runs are dated from here.
+        self.now.set(now);
         let deadline = if host_yield {
-            self.clock.now().saturating_add(self.config.host_yield)
+            now.saturating_add(self.config.host_yield)
         } else {
             u64::MAX
         };
@@ -336,9 +415,17 @@ impl Core {
     /// `after_turn`, also stops when the running queue's turn ends (after at
     /// least one poll): a `run_until` future that yielded waits that long.
     pub(crate) fn run_tasks(&self, after_turn: bool) -> Exit {
+        // Time spent outside (in the host, in a `run_until` future) is
+        // nobody's.
+        self.now.set(self.clock.now());
+        self.unsampled.set(0);
+        let exit = self.run_loop(after_turn);
+        self.settle();
+        exit
+    }
+
+    fn run_loop(&self, after_turn: bool) -> Exit {
         let host_deadline = self.host_deadline.get();
-        let mut now = self.clock.now();
-        self.now.set(now);
         let mut polled = false;
         loop {
             if after_turn && polled && self.turn_over() {
@@ -361,12 +448,14 @@ impl Core {
             let next = queue.tasks.borrow_mut().pop_front();
             let Some(runnable) = next else {
                 // The running queue ran dry: it leaves the scheduler.
+                self.settle();
                 self.end_turn();
                 continue;
             };
+            let now = self.now.get();
 
             let header = runnable.metadata();
-            let slot = header.slot.load(Ordering::Relaxed);
+            let id = header.id;
             if header.aborted.load(Ordering::Acquire) {
                 // The task future drops the user's future and completes as
                 // `Cancelled`.
@@ -381,29 +470,37 @@ impl Core {
             }
 
             polled = true;
+            self.current_task.set(Some(id));
             self.in_task.set(true);
             // The task future catches panics of the user's future; this
             // catches anything else (a panicking waker of the join handle).
             let escaped = std::panic::catch_unwind(AssertUnwindSafe(|| runnable.run())).err();
             self.in_task.set(false);
 
-            let end = self.clock.now();
-            self.slice_used
-                .set(self.slice_used.get() + end.saturating_sub(now));
-            now = end;
-            self.now.set(now);
+            let unsampled = self.unsampled.get() + 1;
+            self.unsampled.set(unsampled);
+            let sampled = self.contended.get() || unsampled >= self.stride.get();
+            if sampled {
+                self.sample();
+            }
 
             let counters = &queue.counters;
             match task::answer() {
-                Signal::Pending => bump(&counters.polls),
+                Signal::Pending => {
+                    bump(&counters.polls);
+                    if self.abort_current.replace(false) {
+                        // Aborted during this poll; registered now.
+                        self.wake_for_abort(id);
+                    }
+                }
                 Signal::Completed => {
                     bump(&counters.polls);
                     bump(&counters.completed);
-                    self.unregister(slot);
+                    self.retire();
                 }
                 Signal::Cancelled => {
                     bump(&counters.cancelled);
-                    self.unregister(slot);
+                    self.retire();
                     if let Some(payload) = self.propagating(None) {
                         return Exit::Panicked(payload);
                     }
@@ -411,13 +508,13 @@ impl Core {
                 Signal::Panicked => {
                     bump(&counters.polls);
                     bump(&counters.panicked);
-                    self.unregister(slot);
+                    self.retire();
                     if let Some(payload) = self.propagating(None) {
                         return Exit::Panicked(payload);
                     }
                 }
                 // No task future ran: the task had already closed.
-                Signal::Poll | Signal::Abort => self.unregister(slot),
+                Signal::Poll | Signal::Abort => self.retire(),
             }
             if escaped.is_some()
                 && let Some(payload) = self.propagating(escaped)
@@ -425,9 +522,41 @@ impl Core {
                 return Exit::Panicked(payload);
             }
 
-            if now >= host_deadline {
+            if sampled && self.now.get() >= host_deadline {
                 return Exit::HostYield;
             }
+        }
+    }
+
+    /// Counts a task that finished (its future is gone).
+    #[inline]
+    fn retire(&self) {
+        self.live.set(self.live.get() - 1);
+        self.abort_current.set(false);
+    }
+
+    /// Reads the clock, charges the time since the last reading to the
+    /// running turn, and adapts the sampling stride.
+    #[inline]
+    fn sample(&self) {
+        let now = self.clock.now();
+        let elapsed = now.saturating_sub(self.now.get());
+        self.slice_used.set(self.slice_used.get() + elapsed);
+        self.now.set(now);
+        let polls = u64::from(self.unsampled.replace(0));
+        let stride = if self.contended.get() || elapsed >= polls * self.config.short_poll {
+            1
+        } else {
+            (self.stride.get() * 2).min(MAX_STRIDE)
+        };
+        self.stride.set(stride);
+    }
+
+    /// Reads the clock if polls ran since the last reading.
+    #[inline]
+    fn settle(&self) {
+        if self.unsampled.get() != 0 {
+            self.sample();
         }
     }
 
@@ -454,6 +583,7 @@ impl Core {
         if !self.turn_over() {
             return Some(self.running.get());
         }
+        self.settle();
         self.end_turn();
         let pick = self.sched.borrow_mut().pick()?;
         self.running.set(pick.queue);
@@ -474,7 +604,9 @@ impl Core {
         let queue = &self.queues[index];
         queue.counters.busy.set(queue.counters.busy.get() + used);
         let still_runnable = !queue.tasks.borrow().is_empty();
-        self.sched.borrow_mut().switch(used, still_runnable);
+        let mut sched = self.sched.borrow_mut();
+        sched.switch(used, still_runnable);
+        self.contended.set(sched.contended());
     }
 
     /// Whether the code being polled should yield now (for `yield_maybe`).
@@ -524,7 +656,7 @@ impl Core {
     }
 
     pub(crate) fn live_tasks(&self) -> usize {
-        self.registry.borrow().len()
+        self.live.get()
     }
 
     pub(crate) fn runnable_tasks(&self) -> usize {
@@ -554,6 +686,7 @@ impl Core {
         for (_, waker) in wakers {
             waker.wake();
         }
+        self.live.set(0);
         loop {
             let mut dropped_any = false;
             for queue in self.queues.iter() {
@@ -564,8 +697,8 @@ impl Core {
                     task::run_aborted(runnable);
                 }
             }
-            let mut batch = Vec::new();
-            self.shared.take_injected(&mut batch);
+            let (mut batch, mut aborts) = (Vec::new(), Vec::new());
+            self.shared.take_injected(&mut batch, &mut aborts);
             for runnable in batch {
                 dropped_any = true;
                 task::run_aborted(runnable);
@@ -606,13 +739,14 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let header = Header::new(shared, index, label, 0);
+    let header = Header::new(shared, index, label, 0, false);
+    let id = header.id;
     // The schedule function is never called: the task completes (as
     // `Cancelled`) before anything can wake it.
     let (runnable, task) = Builder::new()
         .metadata(header)
-        .spawn_local(move |_| TaskFuture::new(future, false), |_| {});
-    let handle = JoinHandle::new(task, runnable.waker());
+        .spawn_local(move |_| TaskFuture::new(future, id, false), |_| {});
+    let handle = JoinHandle::new(task);
     task::run_aborted(runnable);
     handle
 }

@@ -34,10 +34,14 @@
 //!   request (`(vd − ve)·w / 2^SHIFT` ticks), becomes empty, or is preempted.
 //!   A request that is interrupted keeps its deadline; a new request starts
 //!   only once `ve` has reached `vd`.
-//! - **Preemption.** When a queue becomes runnable and is eligible with an
-//!   earlier deadline than the running queue's, [`Eevdf::activate`] says so;
-//!   the executor then switches at the next poll boundary. A poll itself is
-//!   never interrupted.
+//! - **Preemption.** When a queue becomes runnable with an earlier deadline
+//!   than the running queue's, it should run as soon as it is eligible:
+//!   [`Eevdf::activate`] says after how much more running time of the
+//!   current turn that is (zero if it is eligible already; otherwise the
+//!   time it takes `V` to reach its eligible time, as `V` advances by
+//!   `t·2^SHIFT / Σw` for every tick the running queue runs). The executor
+//!   ends the running turn at the first poll boundary past that point. A
+//!   poll itself is never interrupted.
 //! - **Leaving and joining.** A queue that runs out of tasks leaves the
 //!   average. If it had received more than its share (`ve_q > V`), it keeps
 //!   that debt, capped at one request, and pays it back when it returns
@@ -141,6 +145,8 @@ pub(crate) struct Eevdf {
     running: Option<usize>,
     /// `Σ w` over active queues.
     total_weight: u64,
+    /// How many queues are active.
+    active_queues: usize,
     /// `Σ w·(ve − base)` over active queues.
     weighted_offset: i128,
     /// Reference point for `weighted_offset`; follows `V`.
@@ -180,6 +186,7 @@ impl Eevdf {
             waiting: BinaryHeap::with_capacity(weights.len()),
             running: None,
             total_weight: 0,
+            active_queues: 0,
             weighted_offset: 0,
             base: 0,
         }
@@ -206,6 +213,12 @@ impl Eevdf {
         self.total_weight != 0
     }
 
+    /// Whether two or more queues are active: only then do slices and
+    /// deadlines decide anything.
+    pub(crate) fn contended(&self) -> bool {
+        self.active_queues > 1
+    }
+
     /// A queue's lag in ticks: positive when it is owed CPU time.
     pub(crate) fn lag(&self, queue: usize) -> i64 {
         let q = &self.queues[queue];
@@ -217,9 +230,11 @@ impl Eevdf {
     }
 
     /// Marks an idle queue runnable: it joins at the current virtual time
-    /// plus any debt it carried out. Returns `true` if it should preempt the
-    /// running queue (eligible, with an earlier deadline).
-    pub(crate) fn activate(&mut self, queue: usize) -> bool {
+    /// plus any debt it carried out. If it has an earlier deadline than the
+    /// running queue, returns after how many ticks of the running queue's
+    /// current turn (counted from the turn's start) it becomes eligible and
+    /// should take over: `Some(0)` means at once.
+    pub(crate) fn activate(&mut self, queue: usize) -> Option<u64> {
         debug_assert_eq!(self.queues[queue].membership, Membership::Idle);
         let now = self.virtual_time();
         if self.total_weight == 0 {
@@ -235,16 +250,26 @@ impl Eevdf {
         let (weight, eligible_at, deadline) = (q.weight, q.eligible, q.deadline);
 
         self.total_weight += weight;
+        self.active_queues += 1;
         self.weighted_offset += i128::from(weight) * i128::from(distance(eligible_at, self.base));
         self.waiting.push(Entry {
             key: eligible_at,
             queue: queue as u32,
         });
 
-        match self.running {
-            Some(running) => eligible_now && before(deadline, self.queues[running].deadline),
-            None => false,
+        let running = self.running?;
+        if !before(deadline, self.queues[running].deadline) {
+            return None;
         }
+        if eligible_now {
+            return Some(0);
+        }
+        // V moves 2^SHIFT / Σw virtual units per tick the running queue
+        // runs; `V` here leaves out its current turn, which has not been
+        // charged yet, so the answer counts from the turn's start.
+        let gap = distance(eligible_at, self.virtual_time()).max(0) as u128;
+        let ticks = (gap * u128::from(self.total_weight)).div_ceil(1 << SHIFT);
+        Some(u64::try_from(ticks).unwrap_or(u64::MAX))
     }
 
     /// Ends the running queue's turn after it used `used` ticks. If it is
@@ -278,6 +303,7 @@ impl Eevdf {
         q.debt = (distance(q.eligible, now).max(0) as u64).min(q.request);
         q.membership = Membership::Idle;
         self.total_weight -= weight;
+        self.active_queues -= 1;
         self.weighted_offset -= i128::from(weight) * i128::from(distance(eligible_at, self.base));
         if self.total_weight == 0 {
             // Freeze V where it was.
@@ -433,7 +459,7 @@ mod tests {
         assert_eq!(pick.queue, 1);
         assert_eq!(pick.budget, 1_000);
         // The heavy queue wakes while the light one runs.
-        assert!(sched.activate(0));
+        assert_eq!(sched.activate(0), Some(0));
         sched.switch(10, true);
         assert_eq!(sched.pick().unwrap().queue, 0);
     }
@@ -443,7 +469,7 @@ mod tests {
         let mut sched = Eevdf::new(&[8, 1], 1_000);
         sched.activate(0);
         assert_eq!(sched.pick().unwrap().queue, 0);
-        assert!(!sched.activate(1));
+        assert_eq!(sched.activate(1), None);
     }
 
     #[test]
@@ -452,7 +478,7 @@ mod tests {
         sched.activate(0);
         assert_eq!(sched.pick().unwrap().queue, 0);
         // The other joins at V, same request: its deadline is not earlier.
-        assert!(!sched.activate(1));
+        assert_eq!(sched.activate(1), None);
     }
 
     #[test]
@@ -495,8 +521,29 @@ mod tests {
         assert!(sched.lag(first) < 0);
         assert!(sched.lag(first) >= -100, "lag {}", sched.lag(first));
         // When it returns it is not eligible at once: it owes time.
-        assert!(!sched.activate(first));
-        assert_eq!(sched.pick().unwrap().queue, 1 - first);
+        let other = sched.pick().unwrap().queue;
+        assert_eq!(other, 1 - first);
+        assert_eq!(sched.activate(first), None, "deadline not earlier");
+    }
+
+    #[test]
+    fn indebted_heavy_queue_takes_over_once_eligible() {
+        let mut sched = Eevdf::new(&[8, 1], 1_000);
+        sched.activate(0);
+        sched.activate(1);
+        // The heavy queue runs a little, then sleeps with a small debt.
+        assert_eq!(sched.pick().unwrap().queue, 0);
+        sched.switch(50, false);
+        assert!(sched.lag(0) < 0);
+        // The light queue runs; the heavy one wakes, not yet eligible.
+        let light = sched.pick().unwrap();
+        assert_eq!(light.queue, 1);
+        let after = sched.activate(0).expect("earlier deadline: takes over");
+        assert!(after > 0 && after < light.budget, "after {after}");
+        // Once the light queue has run that long, the heavy one is
+        // eligible and picked.
+        sched.switch(after, true);
+        assert_eq!(sched.pick().unwrap().queue, 0);
     }
 
     #[test]

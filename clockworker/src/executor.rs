@@ -328,13 +328,15 @@ impl<K> Spawner<K> {
             self.index,
             TaskLabel::caller(),
             self.shared.clock.now(),
+            true,
         );
+        let id = header.id;
         let propagate = self.propagate_panics;
         let (runnable, task) = Builder::new().metadata(header).spawn(
-            move |_| TaskFuture::new(future, propagate),
+            move |_| TaskFuture::new(future, id, propagate),
             WithInfo(context::schedule),
         );
-        let handle = JoinHandle::new(task, runnable.waker());
+        let handle = JoinHandle::new(task);
         if let Err(runnable) = self.shared.inject_new(runnable) {
             // The executor is gone: drop the (`Send`) future here.
             crate::task::run_aborted(runnable);

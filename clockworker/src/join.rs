@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use async_task::Task;
 
@@ -42,26 +42,25 @@ use crate::task::{Header, TaskId, TaskLabel};
 /// });
 /// ```
 pub struct JoinHandle<T> {
+    /// `None` only while being dropped.
     task: Option<Task<Result<T, JoinError>, Header>>,
-    /// Wakes the task so that the executor sees an abort promptly.
-    waker: Waker,
-    id: TaskId,
-    label: TaskLabel,
+    /// The output was taken.
+    done: bool,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: Task<Result<T, JoinError>, Header>, waker: Waker) -> Self {
-        let (id, label) = (task.metadata().id, task.metadata().label);
+    pub(crate) fn new(task: Task<Result<T, JoinError>, Header>) -> Self {
         JoinHandle {
             task: Some(task),
-            waker,
-            id,
-            label,
+            done: false,
         }
     }
 
-    fn header(&self) -> Option<&Header> {
-        self.task.as_ref().map(|task| task.metadata())
+    fn header(&self) -> &Header {
+        match &self.task {
+            Some(task) => task.metadata(),
+            None => unreachable!("the task is only taken out in drop"),
+        }
     }
 
     /// Aborts the task.
@@ -76,28 +75,33 @@ impl<T> JoinHandle<T> {
     /// handle still resolves to its output. Aborting twice is harmless.
     /// `abort` may be called from any thread.
     pub fn abort(&self) {
-        if let Some(header) = self.header() {
-            header.aborted.store(true, Ordering::Release);
-            self.waker.wake_by_ref();
+        if self.is_finished() {
+            return;
         }
+        let header = self.header();
+        // SeqCst pairs with the executor's read of the flag before each
+        // poll: either the executor sees the flag at the task's next poll,
+        // or the wake-up below finds the task parked and registered.
+        header.aborted.store(true, Ordering::SeqCst);
+        crate::context::request_abort(&header.shared, header.id);
     }
 
     /// Whether the task has finished: completed, panicked, or been dropped
     /// after an abort. Once this returns `true`, awaiting the handle does not
     /// wait.
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(|task| task.is_finished())
+        self.done || self.task.as_ref().is_none_or(|task| task.is_finished())
     }
 
     /// The task's id.
     pub fn id(&self) -> TaskId {
-        self.id
+        self.header().id
     }
 
     /// The task's label: where it was spawned (`file:line` of the call to
     /// `spawn` or `spawn!`).
     pub fn label(&self) -> TaskLabel {
-        self.label
+        self.header().label
     }
 }
 
@@ -108,10 +112,13 @@ impl<T> Future for JoinHandle<T> {
     ///
     /// Panics if polled again after it returned `Ready`.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let task = self
-            .task
-            .as_mut()
-            .expect("JoinHandle polled after it already returned Ready");
+        assert!(
+            !self.done,
+            "JoinHandle polled after it already returned Ready"
+        );
+        let Some(task) = self.task.as_mut() else {
+            unreachable!("the task is only taken out in drop")
+        };
         // Every task writes an output, `Err(Cancelled)` included (see
         // `task::run_aborted`), so the task never closes without one.
         let output = match Pin::new(&mut *task).poll(cx) {
@@ -120,14 +127,12 @@ impl<T> Future for JoinHandle<T> {
         };
         let result = match output {
             Err(JoinError::Panic(mut panic)) => {
-                panic.set_task(self.id, self.label);
+                panic.set_task(self.id(), self.label());
                 Err(JoinError::Panic(panic))
             }
             other => other,
         };
-        // The output is taken; the handle is spent. Dropping a finished task
-        // handle just releases it.
-        self.task = None;
+        self.done = true;
         Poll::Ready(result)
     }
 }
@@ -143,8 +148,8 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("id", &self.id)
-            .field("label", &format_args!("{}", self.label))
+            .field("id", &self.id())
+            .field("label", &format_args!("{}", self.label()))
             .field("finished", &self.is_finished())
             .finish()
     }

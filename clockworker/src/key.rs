@@ -41,6 +41,10 @@ use rustc_hash::FxHasher;
 /// assert_eq!(Queue::ALL.iter().map(|q| q.index()).collect::<Vec<_>>(), [0, 1]);
 /// assert_eq!(Queue::Background.name(), "Background");
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `QueueKey`: add `#[derive(clockworker::QueueKey)]` to it",
+    note = "`QueueKey` is derived for fieldless enums whose variants name queues"
+)]
 pub trait QueueKey: Copy + Eq + Hash + Debug + 'static {
     /// The number of keys (variants).
     const COUNT: usize;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 
@@ -190,6 +191,11 @@ impl Wake for Unparker {
     }
 }
 
+/// How long `block_on` spins, checking for a wake-up, before it parks the
+/// thread: a reply that arrives within microseconds is much cheaper to catch
+/// awake than through a futex sleep and wake-up.
+const SPIN_BEFORE_PARK: Duration = Duration::from_micros(10);
+
 /// Polls `future` on this thread, parking it while the future is pending.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let unparker = Arc::new(Unparker {
@@ -203,8 +209,26 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
         }
-        while !unparker.notified.swap(false, Ordering::Acquire) {
-            thread::park();
+        wait_for(&unparker.notified);
+    }
+}
+
+/// Waits until `notified` is set (and clears it): spins briefly, then
+/// parks.
+fn wait_for(notified: &AtomicBool) {
+    let spin_until = Instant::now() + SPIN_BEFORE_PARK;
+    loop {
+        for _ in 0..32 {
+            if notified.swap(false, Ordering::Acquire) {
+                return;
+            }
+            std::hint::spin_loop();
         }
+        if Instant::now() >= spin_until {
+            break;
+        }
+    }
+    while !notified.swap(false, Ordering::Acquire) {
+        thread::park();
     }
 }

@@ -25,7 +25,7 @@ use async_task::Runnable;
 use atomic_waker::AtomicWaker;
 
 use crate::clock::Clock;
-use crate::task::Header;
+use crate::task::{Header, TaskId};
 
 /// Work was injected: drain the injector.
 pub(crate) const REMOTE: u8 = 1;
@@ -35,6 +35,8 @@ pub(crate) const MAIN: u8 = 2;
 #[derive(Debug, Default)]
 struct Injector {
     tasks: Vec<Runnable<Header>>,
+    /// Tasks aborted from outside the executor's run, to be woken.
+    aborts: Vec<TaskId>,
     /// Set once the executor has been dropped: new spawns are refused.
     closed: bool,
 }
@@ -112,9 +114,22 @@ impl Shared {
         Ok(())
     }
 
-    /// Moves every injected task into `into` (which should be empty).
-    pub(crate) fn take_injected(&self, into: &mut Vec<Runnable<Header>>) {
-        std::mem::swap(&mut self.injector().tasks, into);
+    /// Asks the executor to wake an aborted task so that it sees the abort.
+    pub(crate) fn request_abort(&self, id: TaskId) {
+        self.injector().aborts.push(id);
+        self.notify(REMOTE);
+    }
+
+    /// Moves every injected task and abort request into `tasks` and
+    /// `aborts` (which should be empty).
+    pub(crate) fn take_injected(
+        &self,
+        tasks: &mut Vec<Runnable<Header>>,
+        aborts: &mut Vec<TaskId>,
+    ) {
+        let mut injector = self.injector();
+        std::mem::swap(&mut injector.tasks, tasks);
+        std::mem::swap(&mut injector.aborts, aborts);
     }
 
     /// Refuses all future spawns (the executor is being dropped).

@@ -13,7 +13,7 @@ use std::num::NonZeroU64;
 use std::panic::{AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use crate::join::{JoinError, TaskPanic};
@@ -96,9 +96,6 @@ impl fmt::Debug for TaskLabel {
     }
 }
 
-/// The registry slot of a task that has not been registered yet.
-pub(crate) const NO_SLOT: usize = usize::MAX;
-
 /// Per-task metadata, readable from the `Runnable` (executor side) and the
 /// `Task` (join handle side) without touching the future.
 pub(crate) struct Header {
@@ -116,13 +113,19 @@ pub(crate) struct Header {
     /// Set by `JoinHandle::abort`; the run loop drops the task instead of
     /// polling it.
     pub(crate) aborted: AtomicBool,
-    /// The task's slot in the executor's registry of live tasks, or
-    /// [`NO_SLOT`]. Written and read only on the executor thread.
-    pub(crate) slot: AtomicUsize,
+    /// A task spawned through a `Spawner` that the executor has not seen
+    /// yet (it counts it when it first drains it from the injector).
+    pub(crate) fresh: AtomicBool,
 }
 
 impl Header {
-    pub(crate) fn new(shared: Arc<Shared>, queue: u32, label: TaskLabel, now: u64) -> Header {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        queue: u32,
+        label: TaskLabel,
+        now: u64,
+        fresh: bool,
+    ) -> Header {
         Header {
             shared,
             id: TaskId::next(),
@@ -130,7 +133,7 @@ impl Header {
             label,
             woken_at: AtomicU64::new(now),
             aborted: AtomicBool::new(false),
-            slot: AtomicUsize::new(NO_SLOT),
+            fresh: AtomicBool::new(fresh),
         }
     }
 }
@@ -201,30 +204,48 @@ pub(crate) fn run_aborted(runnable: async_task::Runnable<Header>) {
 pin_project_lite::pin_project! {
     /// The future the executor actually polls: the user's future, with
     /// panics caught, aborts obeyed and the outcome reported.
+    ///
+    /// A task registers with its executor (a clone of its waker, keyed by
+    /// its id) the first time it returns `Pending`, so that a parked task
+    /// can be reached at shutdown or on abort; it unregisters when it
+    /// finishes. A task that completes in its first poll never registers.
     #[project = TaskFutureProj]
     pub(crate) enum TaskFuture<F> {
         Running {
             #[pin]
             inner: F,
+            id: TaskId,
             propagate_panic: bool,
+            registered: bool,
         },
         Done,
     }
 }
 
 impl<F> TaskFuture<F> {
-    pub(crate) fn new(inner: F, propagate_panic: bool) -> TaskFuture<F> {
+    pub(crate) fn new(inner: F, id: TaskId, propagate_panic: bool) -> TaskFuture<F> {
         TaskFuture::Running {
             inner,
+            id,
             propagate_panic,
+            registered: false,
         }
     }
 }
 
 impl<F: Future> TaskFuture<F> {
-    /// Drops the user's future now, catching a panic from its `Drop`.
-    fn finish(mut self: Pin<&mut Self>) -> Result<(), Box<dyn Any + Send>> {
-        std::panic::catch_unwind(AssertUnwindSafe(|| self.set(TaskFuture::Done)))
+    /// Drops the user's future now, catching a panic from its `Drop`, and
+    /// leaves the registry.
+    fn finish(
+        mut self: Pin<&mut Self>,
+        id: TaskId,
+        registered: bool,
+    ) -> Result<(), Box<dyn Any + Send>> {
+        let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| self.set(TaskFuture::Done)));
+        if registered {
+            crate::context::unregister(id);
+        }
+        dropped
     }
 }
 
@@ -246,16 +267,19 @@ impl<F: Future> Future for TaskFuture<F> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let request = SIGNAL.get();
-        let propagate = match self.as_mut().project() {
+        let (id, propagate, registered) = match self.as_mut().project() {
             TaskFutureProj::Running {
-                propagate_panic, ..
-            } => *propagate_panic,
+                id,
+                propagate_panic,
+                registered,
+                ..
+            } => (*id, *propagate_panic, *registered),
             // Never polled after completing.
             TaskFutureProj::Done => return Poll::Pending,
         };
 
         if request == Signal::Abort {
-            if let Err(payload) = self.finish()
+            if let Err(payload) = self.finish(id, registered)
                 && propagate
             {
                 PROPAGATING.set(Some(payload));
@@ -272,10 +296,16 @@ impl<F: Future> Future for TaskFuture<F> {
         };
         match polled {
             Ok(Poll::Pending) => {
+                if !registered {
+                    if let TaskFutureProj::Running { registered, .. } = self.project() {
+                        *registered = true;
+                    }
+                    crate::context::register(id, cx.waker());
+                }
                 SIGNAL.set(Signal::Pending);
                 Poll::Pending
             }
-            Ok(Poll::Ready(value)) => match self.finish() {
+            Ok(Poll::Ready(value)) => match self.finish(id, registered) {
                 Ok(()) => {
                     SIGNAL.set(Signal::Completed);
                     Poll::Ready(Ok(value))
@@ -288,7 +318,7 @@ impl<F: Future> Future for TaskFuture<F> {
             Err(payload) => {
                 // A future that panicked may panic again when dropped; that
                 // second panic is dropped.
-                let _ = self.finish();
+                let _ = self.finish(id, registered);
                 SIGNAL.set(Signal::Panicked);
                 Poll::Ready(Err(JoinError::Panic(report_panic(payload, propagate))))
             }

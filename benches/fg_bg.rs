@@ -1,0 +1,504 @@
+//! Foreground latency under background load — the headline of the published
+//! clockworker. A generator thread (pinned to its own core) sends 1,000
+//! foreground requests per second; each is 1–3 steps of 100–500 µs of CPU
+//! with a yield between steps. Eight background tasks saturate the core
+//! with 100–500 µs CPU steps and a yield. Every executor runs pinned to one
+//! core. Fixed RNG seeds: every configuration sees the same requests.
+//!
+//! Configurations: tokio fg-only, tokio fg+bg (one `LocalSet`), two tokio
+//! runtimes (fg and bg) on one core, clockworker 0.2.6 fg+bg (weights 99:1,
+//! as its own benchmark used), clockworker fg-only, clockworker fg+bg
+//! (weights 99:1).
+//!
+//! Run with `cargo bench --bench fg_bg`: prints a table (queue delay and
+//! total latency percentiles, background throughput) and the bar checks,
+//! and writes `target/bench-results/fg_bg.md` and `fg_bg.svg`.
+
+mod support;
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use support::spin;
+use tokio::sync::mpsc;
+
+const REQUESTS: u64 = 5_000;
+const RATE_PER_SECOND: u64 = 1_000;
+const BACKGROUND_TASKS: u64 = 8;
+const WARM_UP: usize = 100;
+const REQUEST_SEED: u64 = 0xC0FFEE;
+const BACKGROUND_SEED: u64 = 0xBAC4;
+
+/// A foreground request: when it was sent, and its CPU steps.
+struct Request {
+    sent: Instant,
+    steps: Vec<Duration>,
+}
+
+#[derive(Clone, Copy)]
+struct Sample {
+    queue_delay: Duration,
+    total: Duration,
+}
+
+/// Shared by the background tasks of one run.
+#[derive(Default)]
+struct Background {
+    stop: AtomicBool,
+    steps: AtomicU64,
+    longest_step_nanos: AtomicU64,
+}
+
+fn core(index: usize) -> Option<core_affinity::CoreId> {
+    core_affinity::get_core_ids().and_then(|ids| ids.get(index % ids.len()).copied())
+}
+
+fn pin(index: usize) {
+    if let Some(id) = core(index) {
+        core_affinity::set_for_current(id);
+    }
+}
+
+/// Sends the requests from a thread pinned to core 1, one per millisecond
+/// on an absolute schedule.
+fn generator() -> (mpsc::UnboundedReceiver<Request>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let thread = std::thread::spawn(move || {
+        pin(1);
+        let mut rng = fastrand::Rng::with_seed(REQUEST_SEED);
+        let start = Instant::now() + Duration::from_millis(20);
+        for i in 0..REQUESTS {
+            let due = start + Duration::from_micros(i * 1_000_000 / RATE_PER_SECOND);
+            while Instant::now() < due {
+                let left = due.saturating_duration_since(Instant::now());
+                if left > Duration::from_micros(200) {
+                    std::thread::sleep(left - Duration::from_micros(100));
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            let steps = (0..rng.u32(1..=3))
+                .map(|_| Duration::from_micros(rng.u64(100..=500)))
+                .collect();
+            if tx.send(Request { sent: Instant::now(), steps }).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, thread)
+}
+
+/// Handles one request: its steps, with `yield_now` between them.
+async fn handle<Y: Future<Output = ()>>(request: Request, yield_now: impl Fn() -> Y) -> Sample {
+    let started = Instant::now();
+    for (i, step) in request.steps.iter().enumerate() {
+        if i > 0 {
+            yield_now().await;
+        }
+        spin(*step);
+    }
+    Sample {
+        queue_delay: started - request.sent,
+        total: request.sent.elapsed(),
+    }
+}
+
+/// One background task: 100–500 µs CPU steps and a yield, until stopped.
+async fn background<Y: Future<Output = ()>>(
+    state: Arc<Background>,
+    seed: u64,
+    yield_now: impl Fn() -> Y,
+) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    while !state.stop.load(Ordering::Relaxed) {
+        let step = Duration::from_micros(rng.u64(100..=500));
+        let began = Instant::now();
+        spin(step);
+        let took = began.elapsed().as_nanos() as u64;
+        state.longest_step_nanos.fetch_max(took, Ordering::Relaxed);
+        state.steps.fetch_add(1, Ordering::Relaxed);
+        yield_now().await;
+    }
+}
+
+/// Receives requests and hands each to `spawn`, which returns a future for
+/// its sample; collects the samples.
+async fn dispatch<H: Future<Output = Sample> + 'static>(
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    spawn: impl Fn(Request) -> H,
+) -> Vec<Sample> {
+    let samples = Rc::new(RefCell::new(Vec::with_capacity(REQUESTS as usize)));
+    let mut pending = Vec::new();
+    while let Some(request) = requests.recv().await {
+        pending.push(spawn(request));
+    }
+    for handler in pending {
+        samples.borrow_mut().push(handler.await);
+    }
+    samples.take()
+}
+
+/// What one configuration measured.
+struct Outcome {
+    name: &'static str,
+    samples: Vec<Sample>,
+    /// Background steps per second over the run (0 without background).
+    background_rate: f64,
+    longest_background_step: Duration,
+}
+
+fn finish(name: &'static str, samples: Vec<Sample>, background: &Background, elapsed: Duration) -> Outcome {
+    background.stop.store(true, Ordering::Relaxed);
+    Outcome {
+        name,
+        samples,
+        background_rate: background.steps.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+        longest_background_step: Duration::from_nanos(background.longest_step_nanos.load(Ordering::Relaxed)),
+    }
+}
+
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// tokio current-thread + LocalSet, with or without background tasks.
+fn run_tokio(name: &'static str, with_background: bool) -> Outcome {
+    std::thread::spawn(move || {
+        pin(0);
+        let runtime = tokio_runtime();
+        let local = tokio::task::LocalSet::new();
+        let state = Arc::new(Background::default());
+        let (requests, generator) = generator();
+        let start = Instant::now();
+        let samples = local.block_on(&runtime, async {
+            if with_background {
+                for i in 0..BACKGROUND_TASKS {
+                    tokio::task::spawn_local(background(state.clone(), BACKGROUND_SEED + i, tokio::task::yield_now));
+                }
+            }
+            // The dispatcher is an ordinary task, as on every executor here.
+            let dispatcher = tokio::task::spawn_local(dispatch(requests, |request| {
+                let handle = tokio::task::spawn_local(handle(request, tokio::task::yield_now));
+                async move { handle.await.expect("request") }
+            }));
+            dispatcher.await.expect("dispatcher")
+        });
+        generator.join().expect("generator");
+        finish(name, samples, &state, start.elapsed())
+    })
+    .join()
+    .expect("run")
+}
+
+/// Foreground and background in two tokio runtimes whose threads share one
+/// core: the operating system schedules between them.
+fn run_two_runtimes() -> Outcome {
+    let state = Arc::new(Background::default());
+    let bg_thread = std::thread::spawn({
+        let state = state.clone();
+        move || {
+            pin(0);
+            let runtime = tokio_runtime();
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async {
+                let tasks: Vec<_> = (0..BACKGROUND_TASKS)
+                    .map(|i| tokio::task::spawn_local(background(state.clone(), BACKGROUND_SEED + i, tokio::task::yield_now)))
+                    .collect();
+                for task in tasks {
+                    let _ = task.await;
+                }
+            });
+        }
+    });
+    let start = Instant::now();
+    let samples = std::thread::spawn(|| {
+        pin(0);
+        let runtime = tokio_runtime();
+        let local = tokio::task::LocalSet::new();
+        let (requests, generator) = generator();
+        let samples = local.block_on(&runtime, async {
+            // The dispatcher is an ordinary task, as on every executor here.
+            let dispatcher = tokio::task::spawn_local(dispatch(requests, |request| {
+                let handle = tokio::task::spawn_local(handle(request, tokio::task::yield_now));
+                async move { handle.await.expect("request") }
+            }));
+            dispatcher.await.expect("dispatcher")
+        });
+        generator.join().expect("generator");
+        samples
+    })
+    .join()
+    .expect("foreground runtime");
+    let outcome = finish("two tokio runtimes, one core", samples, &state, start.elapsed());
+    bg_thread.join().expect("background runtime");
+    outcome
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Queue {
+    Foreground,
+    Background,
+}
+
+fn run_ours(name: &'static str, with_background: bool) -> Outcome {
+    std::thread::spawn(move || {
+        pin(0);
+        let runtime = tokio_runtime();
+        let executor = clockworker::ExecutorBuilder::new()
+            .with_queue(Queue::Foreground, 99)
+            .with_queue(Queue::Background, 1)
+            .build()
+            .expect("valid queues");
+        let fg = executor.queue(Queue::Foreground).expect("queue");
+        let bg = executor.queue(Queue::Background).expect("queue");
+        let state = Arc::new(Background::default());
+        if with_background {
+            for i in 0..BACKGROUND_TASKS {
+                bg.spawn(background(state.clone(), BACKGROUND_SEED + i, clockworker::yield_now));
+            }
+        }
+        let (requests, generator) = generator();
+        let start = Instant::now();
+        let handlers = fg.clone();
+        let dispatcher = fg.spawn(dispatch(requests, move |request| {
+            let handle = handlers.spawn(handle(request, clockworker::yield_now));
+            async move { handle.await.expect("request") }
+        }));
+        let samples = runtime.block_on(executor.run_until(dispatcher)).expect("dispatcher");
+        generator.join().expect("generator");
+        finish(name, samples, &state, start.elapsed())
+    })
+    .join()
+    .expect("run")
+}
+
+fn run_upstream() -> Outcome {
+    std::thread::spawn(|| {
+        pin(0);
+        let runtime = tokio_runtime();
+        let local = tokio::task::LocalSet::new();
+        let executor = upstream::ExecutorBuilder::new()
+            .with_queue(Queue::Foreground, 99)
+            .with_queue(Queue::Background, 1)
+            .build()
+            .expect("valid queues");
+        let fg = executor.queue(Queue::Foreground).expect("queue");
+        let bg = executor.queue(Queue::Background).expect("queue");
+        let state = Arc::new(Background::default());
+        for i in 0..BACKGROUND_TASKS {
+            drop(bg.spawn(background(state.clone(), BACKGROUND_SEED + i, tokio::task::yield_now)));
+        }
+        let (requests, generator) = generator();
+        let start = Instant::now();
+        let handlers = executor.queue(Queue::Foreground).expect("queue");
+        let dispatcher = fg.spawn(dispatch(requests, move |request| {
+            let handle = handlers.spawn(handle(request, tokio::task::yield_now));
+            async move { handle.await.expect("request") }
+        }));
+        let samples = local
+            .block_on(&runtime, executor.run_until(dispatcher))
+            .expect("dispatcher");
+        generator.join().expect("generator");
+        finish("clockworker 0.2.6 fg+bg (99:1)", samples, &state, start.elapsed())
+    })
+    .join()
+    .expect("run")
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+const QUANTILES: [(f64, &str); 4] = [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9")];
+
+fn sorted(outcome: &Outcome, pick: impl Fn(&Sample) -> Duration) -> Vec<Duration> {
+    let mut values: Vec<Duration> = outcome.samples.iter().skip(WARM_UP).map(pick).collect();
+    values.sort();
+    values
+}
+
+/// Draws total latency by percentile, one line per configuration.
+fn plot(outcomes: &[Outcome], path: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+
+    // x: "nines" (0 = p0, 1 = p90, 2 = p99, 3 = p99.9); y: latency (ms, log).
+    let points: Vec<Vec<(f64, f64)>> = outcomes
+        .iter()
+        .map(|o| {
+            let values = sorted(o, |s| s.total);
+            (0..=300)
+                .map(|i| {
+                    let nines = f64::from(i) / 100.0;
+                    let q = 1.0 - 10f64.powf(-nines);
+                    (nines, percentile(&values, q).as_secs_f64() * 1e3)
+                })
+                .collect()
+        })
+        .collect();
+    let y_max = points.iter().flatten().map(|p| p.1).fold(1.0, f64::max) * 1.3;
+    let y_min = points.iter().flatten().map(|p| p.1).fold(f64::INFINITY, f64::min).max(0.05) * 0.8;
+
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Foreground request latency under background load (1,000 req/s)",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..3f64, (y_min..y_max).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("total latency (ms)")
+        .x_labels(4)
+        .x_label_formatter(&|x| match x.round() as i32 {
+            0 => "p0".into(),
+            1 => "p90".into(),
+            2 => "p99".into(),
+            _ => "p99.9".into(),
+        })
+        .draw()?;
+    let colors = [
+        RGBColor(120, 120, 120),
+        RGBColor(200, 60, 40),
+        RGBColor(230, 150, 30),
+        RGBColor(130, 80, 170),
+        RGBColor(60, 130, 200),
+        RGBColor(20, 140, 60),
+    ];
+    for (i, (outcome, line)) in outcomes.iter().zip(points).enumerate() {
+        let color = colors[i % colors.len()];
+        chart
+            .draw_series(LineSeries::new(line, color.stroke_width(2)))?
+            .label(outcome.name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    // `FG_BG_ONLY=<substring>` runs only the matching configurations.
+    let only = std::env::var("FG_BG_ONLY").unwrap_or_default();
+    let configurations: [(&str, fn() -> Outcome); 6] = [
+        ("tokio fg-only", || run_tokio("tokio fg-only", false)),
+        ("tokio fg+bg", || run_tokio("tokio fg+bg", true)),
+        ("two tokio runtimes, one core", run_two_runtimes),
+        ("clockworker 0.2.6 fg+bg (99:1)", run_upstream),
+        ("clockworker fg-only", || run_ours("clockworker fg-only", false)),
+        ("clockworker fg+bg (99:1)", || run_ours("clockworker fg+bg (99:1)", true)),
+    ];
+    let outcomes: Vec<Outcome> = configurations
+        .iter()
+        .filter(|(name, _)| name.contains(only.as_str()))
+        .map(|(_, run)| run())
+        .collect();
+    if outcomes.len() < configurations.len() {
+        for o in &outcomes {
+            let totals = sorted(o, |s| s.total);
+            let delays = sorted(o, |s| s.queue_delay);
+            println!(
+                "{}: delay p50 {} p99 {} ms; total p50 {} p99 {} ms; bg {:.0}/s; longest bg poll {} ms",
+                o.name,
+                ms(percentile(&delays, 0.5)),
+                ms(percentile(&delays, 0.99)),
+                ms(percentile(&totals, 0.5)),
+                ms(percentile(&totals, 0.99)),
+                o.background_rate,
+                ms(o.longest_background_step)
+            );
+        }
+        return;
+    }
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| configuration | queue delay p50 / p90 / p99 / p99.9 (ms) | total latency p50 / p90 / p99 / p99.9 (ms) | background steps/s |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    for o in &outcomes {
+        let delays = sorted(o, |s| s.queue_delay);
+        let totals = sorted(o, |s| s.total);
+        let show = |v: &[Duration]| {
+            QUANTILES
+                .iter()
+                .map(|(q, _)| ms(percentile(v, *q)))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        let rate = if o.background_rate > 0.0 {
+            format!("{:.0}", o.background_rate)
+        } else {
+            "–".into()
+        };
+        let _ = writeln!(out, "| {} | {} | {} | {rate} |", o.name, show(&delays), show(&totals));
+    }
+
+    // The bars of issue 5.
+    let find = |name: &str| outcomes.iter().find(|o| o.name == name).expect("configuration ran");
+    let tokio_fg = find("tokio fg-only");
+    let tokio_both = find("tokio fg+bg");
+    let ours = find("clockworker fg+bg (99:1)");
+    let longest_poll = ours.longest_background_step;
+    let p99 = |o: &Outcome, pick: fn(&Sample) -> Duration| percentile(&sorted(o, pick), 0.99);
+    let ours_total = p99(ours, |s| s.total);
+    let ours_delay = p99(ours, |s| s.queue_delay);
+    let total_bar = p99(tokio_fg, |s| s.total) + longest_poll;
+    let throughput = ours.background_rate / tokio_both.background_rate;
+    let _ = writeln!(out, "\nLongest background poll (clockworker run): {} ms.\n", ms(longest_poll));
+    let verdict = |ok: bool| if ok { "meets" } else { "misses" };
+    let _ = writeln!(
+        out,
+        "- foreground p99 total latency {} ms vs bar {} ms (tokio fg-only p99 + longest background poll): {}",
+        ms(ours_total),
+        ms(total_bar),
+        verdict(ours_total <= total_bar)
+    );
+    let _ = writeln!(
+        out,
+        "- foreground p99 queue delay {} ms vs bar {} ms (longest background poll): {}",
+        ms(ours_delay),
+        ms(longest_poll),
+        verdict(ours_delay <= longest_poll)
+    );
+    let _ = writeln!(
+        out,
+        "- background throughput {:.1}% of tokio fg+bg (bar 95%): {}",
+        throughput * 100.0,
+        verdict(throughput >= 0.95)
+    );
+    println!("{out}");
+
+    let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()) + "/bench-results";
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = std::fs::write(format!("{dir}/fg_bg.md"), &out);
+        if let Err(err) = plot(&outcomes, &format!("{dir}/fg_bg.svg")) {
+            eprintln!("plot failed: {err}");
+        }
+    }
+}
