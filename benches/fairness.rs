@@ -58,7 +58,12 @@ fn ours(weights: &[u32]) -> Run {
     let start = Instant::now();
     for key in 0..weights.len() {
         let queue = executor.queue(key).expect("queue");
-        queue.spawn(burn(start, used[key].clone(), first[key].clone(), clockworker::yield_maybe));
+        queue.spawn(burn(
+            start,
+            used[key].clone(),
+            first[key].clone(),
+            clockworker::yield_maybe,
+        ));
     }
     runtime.block_on(executor.run_until(async { tokio::time::sleep(WINDOW).await }));
     Run {
@@ -83,9 +88,17 @@ fn upstream(weights: &[u32]) -> Run {
     let start = Instant::now();
     for key in 0..weights.len() {
         let queue = executor.queue(key).expect("queue");
-        drop(queue.spawn(burn(start, used[key].clone(), first[key].clone(), upstream::yield_maybe)));
+        drop(queue.spawn(burn(
+            start,
+            used[key].clone(),
+            first[key].clone(),
+            upstream::yield_maybe,
+        )));
     }
-    local.block_on(&runtime, executor.run_until(async { tokio::time::sleep(WINDOW).await }));
+    local.block_on(
+        &runtime,
+        executor.run_until(async { tokio::time::sleep(WINDOW).await }),
+    );
     Run {
         used: used.iter().map(|u| u.get()).collect(),
         last_queue_first_poll: first.last().and_then(|f| f.get()),
@@ -120,7 +133,10 @@ fn main() {
     );
     let _ = writeln!(out, "|---|---|---|---:|---:|");
     for weights in [&[8, 1][..], &[1, 2, 4], &[99, 1]] {
-        for (name, run) in [("clockworker", ours(weights)), ("clockworker 0.2.6", upstream(weights))] {
+        for (name, run) in [
+            ("clockworker", ours(weights)),
+            ("clockworker 0.2.6", upstream(weights)),
+        ] {
             let errors = errors(&run, weights);
             let shares: Vec<String> = errors.iter().map(|(s, _)| format!("{:.4}", s)).collect();
             let worst = errors.iter().map(|(_, e)| *e).fold(0.0, f64::max);
@@ -134,14 +150,19 @@ fn main() {
             let _ = writeln!(
                 out,
                 "| {} | {name} | {} | {:.2}% | {first} |",
-                weights.iter().map(u32::to_string).collect::<Vec<_>>().join(":"),
+                weights
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(":"),
                 shares.join(" / "),
                 worst * 100.0
             );
         }
     }
     println!("{out}");
-    let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()) + "/bench-results";
+    let dir =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()) + "/bench-results";
     if std::fs::create_dir_all(&dir).is_ok() {
         let _ = std::fs::write(format!("{dir}/fairness.md"), &out);
     }

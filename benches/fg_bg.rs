@@ -66,7 +66,10 @@ fn pin(index: usize) {
 
 /// Sends the requests from a thread pinned to core 1, one per millisecond
 /// on an absolute schedule.
-fn generator() -> (mpsc::UnboundedReceiver<Request>, std::thread::JoinHandle<()>) {
+fn generator() -> (
+    mpsc::UnboundedReceiver<Request>,
+    std::thread::JoinHandle<()>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     let thread = std::thread::spawn(move || {
         pin(1);
@@ -85,7 +88,13 @@ fn generator() -> (mpsc::UnboundedReceiver<Request>, std::thread::JoinHandle<()>
             let steps = (0..rng.u32(1..=3))
                 .map(|_| Duration::from_micros(rng.u64(100..=500)))
                 .collect();
-            if tx.send(Request { sent: Instant::now(), steps }).is_err() {
+            if tx
+                .send(Request {
+                    sent: Instant::now(),
+                    steps,
+                })
+                .is_err()
+            {
                 break;
             }
         }
@@ -152,13 +161,20 @@ struct Outcome {
     longest_background_step: Duration,
 }
 
-fn finish(name: &'static str, samples: Vec<Sample>, background: &Background, elapsed: Duration) -> Outcome {
+fn finish(
+    name: &'static str,
+    samples: Vec<Sample>,
+    background: &Background,
+    elapsed: Duration,
+) -> Outcome {
     background.stop.store(true, Ordering::Relaxed);
     Outcome {
         name,
         samples,
         background_rate: background.steps.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
-        longest_background_step: Duration::from_nanos(background.longest_step_nanos.load(Ordering::Relaxed)),
+        longest_background_step: Duration::from_nanos(
+            background.longest_step_nanos.load(Ordering::Relaxed),
+        ),
     }
 }
 
@@ -181,7 +197,11 @@ fn run_tokio(name: &'static str, with_background: bool) -> Outcome {
         let samples = local.block_on(&runtime, async {
             if with_background {
                 for i in 0..BACKGROUND_TASKS {
-                    tokio::task::spawn_local(background(state.clone(), BACKGROUND_SEED + i, tokio::task::yield_now));
+                    tokio::task::spawn_local(background(
+                        state.clone(),
+                        BACKGROUND_SEED + i,
+                        tokio::task::yield_now,
+                    ));
                 }
             }
             // The dispatcher is an ordinary task, as on every executor here.
@@ -210,7 +230,13 @@ fn run_two_runtimes() -> Outcome {
             let local = tokio::task::LocalSet::new();
             local.block_on(&runtime, async {
                 let tasks: Vec<_> = (0..BACKGROUND_TASKS)
-                    .map(|i| tokio::task::spawn_local(background(state.clone(), BACKGROUND_SEED + i, tokio::task::yield_now)))
+                    .map(|i| {
+                        tokio::task::spawn_local(background(
+                            state.clone(),
+                            BACKGROUND_SEED + i,
+                            tokio::task::yield_now,
+                        ))
+                    })
                     .collect();
                 for task in tasks {
                     let _ = task.await;
@@ -237,7 +263,12 @@ fn run_two_runtimes() -> Outcome {
     })
     .join()
     .expect("foreground runtime");
-    let outcome = finish("two tokio runtimes, one core", samples, &state, start.elapsed());
+    let outcome = finish(
+        "two tokio runtimes, one core",
+        samples,
+        &state,
+        start.elapsed(),
+    );
     bg_thread.join().expect("background runtime");
     outcome
 }
@@ -262,7 +293,11 @@ fn run_ours(name: &'static str, with_background: bool) -> Outcome {
         let state = Arc::new(Background::default());
         if with_background {
             for i in 0..BACKGROUND_TASKS {
-                bg.spawn(background(state.clone(), BACKGROUND_SEED + i, clockworker::yield_now));
+                bg.spawn(background(
+                    state.clone(),
+                    BACKGROUND_SEED + i,
+                    clockworker::yield_now,
+                ));
             }
         }
         let (requests, generator) = generator();
@@ -272,7 +307,9 @@ fn run_ours(name: &'static str, with_background: bool) -> Outcome {
             let handle = handlers.spawn(handle(request, clockworker::yield_now));
             async move { handle.await.expect("request") }
         }));
-        let samples = runtime.block_on(executor.run_until(dispatcher)).expect("dispatcher");
+        let samples = runtime
+            .block_on(executor.run_until(dispatcher))
+            .expect("dispatcher");
         generator.join().expect("generator");
         finish(name, samples, &state, start.elapsed())
     })
@@ -294,7 +331,11 @@ fn run_upstream() -> Outcome {
         let bg = executor.queue(Queue::Background).expect("queue");
         let state = Arc::new(Background::default());
         for i in 0..BACKGROUND_TASKS {
-            drop(bg.spawn(background(state.clone(), BACKGROUND_SEED + i, tokio::task::yield_now)));
+            drop(bg.spawn(background(
+                state.clone(),
+                BACKGROUND_SEED + i,
+                tokio::task::yield_now,
+            )));
         }
         let (requests, generator) = generator();
         let start = Instant::now();
@@ -307,7 +348,12 @@ fn run_upstream() -> Outcome {
             .block_on(&runtime, executor.run_until(dispatcher))
             .expect("dispatcher");
         generator.join().expect("generator");
-        finish("clockworker 0.2.6 fg+bg (99:1)", samples, &state, start.elapsed())
+        finish(
+            "clockworker 0.2.6 fg+bg (99:1)",
+            samples,
+            &state,
+            start.elapsed(),
+        )
     })
     .join()
     .expect("run")
@@ -348,7 +394,13 @@ fn plot(outcomes: &[Outcome], path: &str) -> Result<(), Box<dyn std::error::Erro
         })
         .collect();
     let y_max = points.iter().flatten().map(|p| p.1).fold(1.0, f64::max) * 1.3;
-    let y_min = points.iter().flatten().map(|p| p.1).fold(f64::INFINITY, f64::min).max(0.05) * 0.8;
+    let y_min = points
+        .iter()
+        .flatten()
+        .map(|p| p.1)
+        .fold(f64::INFINITY, f64::min)
+        .max(0.05)
+        * 0.8;
 
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -386,7 +438,9 @@ fn plot(outcomes: &[Outcome], path: &str) -> Result<(), Box<dyn std::error::Erro
         chart
             .draw_series(LineSeries::new(line, color.stroke_width(2)))?
             .label(outcome.name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -409,8 +463,12 @@ fn main() {
         ("tokio fg+bg", || run_tokio("tokio fg+bg", true)),
         ("two tokio runtimes, one core", run_two_runtimes),
         ("clockworker 0.2.6 fg+bg (99:1)", run_upstream),
-        ("clockworker fg-only", || run_ours("clockworker fg-only", false)),
-        ("clockworker fg+bg (99:1)", || run_ours("clockworker fg+bg (99:1)", true)),
+        ("clockworker fg-only", || {
+            run_ours("clockworker fg-only", false)
+        }),
+        ("clockworker fg+bg (99:1)", || {
+            run_ours("clockworker fg+bg (99:1)", true)
+        }),
     ];
     let outcomes: Vec<Outcome> = configurations
         .iter()
@@ -456,11 +514,22 @@ fn main() {
         } else {
             "–".into()
         };
-        let _ = writeln!(out, "| {} | {} | {} | {rate} |", o.name, show(&delays), show(&totals));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {rate} |",
+            o.name,
+            show(&delays),
+            show(&totals)
+        );
     }
 
     // The bars of issue 5.
-    let find = |name: &str| outcomes.iter().find(|o| o.name == name).expect("configuration ran");
+    let find = |name: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.name == name)
+            .expect("configuration ran")
+    };
     let tokio_fg = find("tokio fg-only");
     let tokio_both = find("tokio fg+bg");
     let ours = find("clockworker fg+bg (99:1)");
@@ -470,7 +539,11 @@ fn main() {
     let ours_delay = p99(ours, |s| s.queue_delay);
     let total_bar = p99(tokio_fg, |s| s.total) + longest_poll;
     let throughput = ours.background_rate / tokio_both.background_rate;
-    let _ = writeln!(out, "\nLongest background poll (clockworker run): {} ms.\n", ms(longest_poll));
+    let _ = writeln!(
+        out,
+        "\nLongest background poll (clockworker run): {} ms.\n",
+        ms(longest_poll)
+    );
     let verdict = |ok: bool| if ok { "meets" } else { "misses" };
     let _ = writeln!(
         out,
@@ -494,7 +567,8 @@ fn main() {
     );
     println!("{out}");
 
-    let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()) + "/bench-results";
+    let dir =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()) + "/bench-results";
     if std::fs::create_dir_all(&dir).is_ok() {
         let _ = std::fs::write(format!("{dir}/fg_bg.md"), &out);
         if let Err(err) = plot(&outcomes, &format!("{dir}/fg_bg.svg")) {
