@@ -16,10 +16,8 @@
 
 mod support;
 
-use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -141,15 +139,15 @@ async fn dispatch<H: Future<Output = Sample> + 'static>(
     mut requests: mpsc::UnboundedReceiver<Request>,
     spawn: impl Fn(Request) -> H,
 ) -> Vec<Sample> {
-    let samples = Rc::new(RefCell::new(Vec::with_capacity(REQUESTS as usize)));
     let mut pending = Vec::new();
     while let Some(request) = requests.recv().await {
         pending.push(spawn(request));
     }
+    let mut samples = Vec::with_capacity(pending.len());
     for handler in pending {
-        samples.borrow_mut().push(handler.await);
+        samples.push(handler.await);
     }
-    samples.take()
+    samples
 }
 
 /// What one configuration measured.
@@ -458,7 +456,8 @@ fn main() {
     }
     // `FG_BG_ONLY=<substring>` runs only the matching configurations.
     let only = std::env::var("FG_BG_ONLY").unwrap_or_default();
-    let configurations: [(&str, fn() -> Outcome); 6] = [
+    type Configuration = (&'static str, fn() -> Outcome);
+    let configurations: [Configuration; 6] = [
         ("tokio fg-only", || run_tokio("tokio fg-only", false)),
         ("tokio fg+bg", || run_tokio("tokio fg+bg", true)),
         ("two tokio runtimes, one core", run_two_runtimes),
