@@ -230,9 +230,11 @@ fn lookup(c: &mut Criterion) {
     group.finish();
 }
 
-/// Reads criterion's mean estimate (ns per iteration) for `group/id`.
+/// Reads criterion's mean estimate (ns per iteration) for `group/id`
+/// (criterion stores an id `a/b` in a directory `a_b`).
 fn estimate(group: &str, id: &str) -> Option<f64> {
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let id = id.replace('/', "_");
     let path = format!("{target}/criterion/{group}/{id}/new/estimates.json");
     let json = std::fs::read_to_string(path).ok()?;
     let mean = json.find("\"mean\"")?;

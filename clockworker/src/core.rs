@@ -81,6 +81,12 @@ const NONE: usize = usize::MAX;
 /// At most this many polls between two clock reads (single active queue).
 const MAX_STRIDE: u32 = 16;
 
+/// A woken `run_until` future is polled at the end of the running turn, or
+/// after this many task polls, whichever comes first: promptly enough for
+/// an orchestrating future, without a round trip through it per task (a
+/// future that awaits many join handles in turn is woken once per task).
+const MAIN_BATCH: u32 = 64;
+
 /// One queue's tasks and counters.
 struct LocalQueue {
     tasks: RefCell<VecDeque<Runnable<Header>>>,
@@ -94,11 +100,9 @@ pub(crate) enum Exit {
     Idle,
     /// The host-yield interval is over while work is still runnable.
     HostYield,
-    /// A `run_until` future was woken.
+    /// A `run_until` future was woken, and the running turn has ended (or
+    /// `MAIN_BATCH` tasks have been polled since the loop started).
     MainWoken,
-    /// The running queue's turn ended and a `run_until` future that yielded
-    /// is waiting to be polled again.
-    TurnEnd,
     /// A task panicked and panics propagate: resume this payload.
     Panicked(Box<dyn Any + Send>),
 }
@@ -410,33 +414,30 @@ impl Core {
         bump(&self.idle_waits);
     }
 
-    /// Polls tasks until nothing is runnable, the host's turn comes, a
-    /// `run_until` future is woken, or a task panic must propagate. With
-    /// `after_turn`, also stops when the running queue's turn ends (after at
-    /// least one poll): a `run_until` future that yielded waits that long.
-    pub(crate) fn run_tasks(&self, after_turn: bool) -> Exit {
+    /// Polls tasks until nothing is runnable, the host's turn comes, a woken
+    /// `run_until` future is due (at the end of the running turn, or after
+    /// `MAIN_BATCH` polls, and always after at least one poll, so tasks make
+    /// progress however often it is woken), or a task panic must propagate.
+    pub(crate) fn run_tasks(&self) -> Exit {
         // Time spent outside (in the host, in a `run_until` future) is
         // nobody's.
         self.now.set(self.clock.now());
         self.unsampled.set(0);
-        let exit = self.run_loop(after_turn);
+        let exit = self.run_loop();
         self.settle();
         exit
     }
 
-    fn run_loop(&self, after_turn: bool) -> Exit {
+    fn run_loop(&self) -> Exit {
         let host_deadline = self.host_deadline.get();
-        let mut polled = false;
+        let mut polls: u32 = 0;
         loop {
-            if after_turn && polled && self.turn_over() {
-                return Exit::TurnEnd;
-            }
             let attention = self.shared.attention();
             if attention != 0 {
                 if attention & REMOTE != 0 {
                     self.drain_injected();
                 }
-                if attention & MAIN != 0 {
+                if attention & MAIN != 0 && polls > 0 && (polls >= MAIN_BATCH || self.turn_over()) {
                     return Exit::MainWoken;
                 }
             }
@@ -469,7 +470,7 @@ impl Core {
                 task::request(Signal::Poll);
             }
 
-            polled = true;
+            polls += 1;
             self.current_task.set(Some(id));
             self.in_task.set(true);
             // The task future catches panics of the user's future; this

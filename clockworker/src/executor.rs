@@ -133,8 +133,10 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
     /// runtime polls the returned future (tokio, smol, `block_on`s, ...), and
     /// returns `future`'s output.
     ///
-    /// `future` itself is polled on this thread whenever it is woken, ahead
-    /// of the queues. While tasks stay runnable, the returned future hands
+    /// `future` itself is polled on this thread when it is woken: at the end
+    /// of the running queue's turn or after at most 64 task polls, whichever
+    /// comes first (so a future that awaits many join handles in turn does
+    /// not cost a round trip per task). While tasks stay runnable, the returned future hands
     /// control back to its host at least every
     /// [host-yield interval](crate::ExecutorBuilder::with_host_yield_interval)
     /// so that the host's IO and timers progress; when nothing is runnable it

@@ -99,21 +99,13 @@ impl<F: Future> Future for RunUntil<'_, F> {
         core.begin_host_turn(*this.host_yield);
 
         loop {
-            let mut main_yielded = false;
             if main.woken.swap(false, Ordering::AcqRel) {
                 let mut main_cx = Context::from_waker(this.main_waker);
                 if let Poll::Ready(output) = this.future.as_mut().poll(&mut main_cx) {
                     return Poll::Ready(output);
                 }
-                if main.woken.load(Ordering::Acquire) {
-                    // It woke itself: a yield. Tasks get the rest of the
-                    // current turn (at least one poll) before it runs again.
-                    main_yielded = true;
-                    core.shared.clear(MAIN);
-                }
             }
-            match run_tasks(core, main_yielded) {
-                Exit::TurnEnd => {}
+            match run_tasks(core) {
                 Exit::MainWoken => {
                     core.shared.clear(MAIN);
                     if core.host_turn_over() {
@@ -158,10 +150,10 @@ impl<F> fmt::Debug for RunUntil<'_, F> {
 /// Runs the task loop with tokio's cooperative budget lifted, so that many
 /// tasks polled inside one tokio task do not share (and exhaust) its budget.
 #[cfg(feature = "tokio")]
-fn run_tasks(core: &Core, after_turn: bool) -> Exit {
+fn run_tasks(core: &Core) -> Exit {
     let mut exit = None;
     let unconstrained = tokio::task::coop::unconstrained(std::future::poll_fn(|_| {
-        exit = Some(core.run_tasks(after_turn));
+        exit = Some(core.run_tasks());
         Poll::Ready(())
     }));
     let _ = pin!(unconstrained).poll(&mut Context::from_waker(Waker::noop()));
@@ -169,8 +161,8 @@ fn run_tasks(core: &Core, after_turn: bool) -> Exit {
 }
 
 #[cfg(not(feature = "tokio"))]
-fn run_tasks(core: &Core, after_turn: bool) -> Exit {
-    core.run_tasks(after_turn)
+fn run_tasks(core: &Core) -> Exit {
+    core.run_tasks()
 }
 
 /// Wakes a thread parked in [`block_on`].
