@@ -42,6 +42,8 @@ struct Request {
 struct Sample {
     queue_delay: Duration,
     total: Duration,
+    /// The request's CPU work.
+    work: Duration,
 }
 
 /// Shared by the background tasks of one run.
@@ -49,6 +51,7 @@ struct Sample {
 struct Background {
     stop: AtomicBool,
     steps: AtomicU64,
+    busy_nanos: AtomicU64,
     longest_step_nanos: AtomicU64,
 }
 
@@ -62,15 +65,34 @@ fn pin(index: usize) {
     }
 }
 
+/// What the background did while the generator was sending: the window in
+/// which every configuration faces the same offered load.
+struct Window {
+    duration: Duration,
+    background_steps: u64,
+    background_busy: Duration,
+}
+
 /// Sends the requests from a thread pinned to core 1, one per millisecond
-/// on an absolute schedule.
-fn generator() -> (
+/// on an absolute schedule, and measures the background over the window
+/// from the first request to the last.
+fn generator(
+    background: Arc<Background>,
+) -> (
     mpsc::UnboundedReceiver<Request>,
-    std::thread::JoinHandle<()>,
+    std::thread::JoinHandle<Window>,
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     let thread = std::thread::spawn(move || {
         pin(1);
+        let snapshot = || {
+            (
+                Instant::now(),
+                background.steps.load(Ordering::Relaxed),
+                background.busy_nanos.load(Ordering::Relaxed),
+            )
+        };
+        let mut first = None;
         let mut rng = fastrand::Rng::with_seed(REQUEST_SEED);
         let start = Instant::now() + Duration::from_millis(20);
         for i in 0..REQUESTS {
@@ -86,6 +108,9 @@ fn generator() -> (
             let steps = (0..rng.u32(1..=3))
                 .map(|_| Duration::from_micros(rng.u64(100..=500)))
                 .collect();
+            if first.is_none() {
+                first = Some(snapshot());
+            }
             if tx
                 .send(Request {
                     sent: Instant::now(),
@@ -95,6 +120,13 @@ fn generator() -> (
             {
                 break;
             }
+        }
+        let (t0, steps0, busy0) = first.unwrap_or_else(snapshot);
+        let (t1, steps1, busy1) = snapshot();
+        Window {
+            duration: t1 - t0,
+            background_steps: steps1 - steps0,
+            background_busy: Duration::from_nanos(busy1 - busy0),
         }
     });
     (rx, thread)
@@ -112,6 +144,7 @@ async fn handle<Y: Future<Output = ()>>(request: Request, yield_now: impl Fn() -
     Sample {
         queue_delay: started - request.sent,
         total: request.sent.elapsed(),
+        work: request.steps.iter().sum(),
     }
 }
 
@@ -128,6 +161,7 @@ async fn background<Y: Future<Output = ()>>(
         spin(step);
         let took = began.elapsed().as_nanos() as u64;
         state.longest_step_nanos.fetch_max(took, Ordering::Relaxed);
+        state.busy_nanos.fetch_add(took, Ordering::Relaxed);
         state.steps.fetch_add(1, Ordering::Relaxed);
         yield_now().await;
     }
@@ -156,6 +190,11 @@ struct Outcome {
     samples: Vec<Sample>,
     /// Background steps per second over the run (0 without background).
     background_rate: f64,
+    /// Shares of the run's wall time spent in foreground and background
+    /// work; the rest is the executors' overhead, idle time and time the
+    /// operating system took.
+    foreground_share: f64,
+    background_share: f64,
     longest_background_step: Duration,
 }
 
@@ -163,13 +202,18 @@ fn finish(
     name: &'static str,
     samples: Vec<Sample>,
     background: &Background,
-    elapsed: Duration,
+    window: Window,
 ) -> Outcome {
     background.stop.store(true, Ordering::Relaxed);
+    let seconds = window.duration.as_secs_f64();
+    // Every request is sent inside the window; its work is counted there.
+    let foreground_work: Duration = samples.iter().map(|s| s.work).sum();
     Outcome {
         name,
+        foreground_share: foreground_work.as_secs_f64() / seconds,
+        background_share: window.background_busy.as_secs_f64() / seconds,
         samples,
-        background_rate: background.steps.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+        background_rate: window.background_steps as f64 / seconds,
         longest_background_step: Duration::from_nanos(
             background.longest_step_nanos.load(Ordering::Relaxed),
         ),
@@ -190,8 +234,7 @@ fn run_tokio(name: &'static str, with_background: bool) -> Outcome {
         let runtime = tokio_runtime();
         let local = tokio::task::LocalSet::new();
         let state = Arc::new(Background::default());
-        let (requests, generator) = generator();
-        let start = Instant::now();
+        let (requests, generator) = generator(state.clone());
         let samples = local.block_on(&runtime, async {
             if with_background {
                 for i in 0..BACKGROUND_TASKS {
@@ -209,8 +252,8 @@ fn run_tokio(name: &'static str, with_background: bool) -> Outcome {
             }));
             dispatcher.await.expect("dispatcher")
         });
-        generator.join().expect("generator");
-        finish(name, samples, &state, start.elapsed())
+        let window = generator.join().expect("generator");
+        finish(name, samples, &state, window)
     })
     .join()
     .expect("run")
@@ -242,31 +285,27 @@ fn run_two_runtimes() -> Outcome {
             });
         }
     });
-    let start = Instant::now();
-    let samples = std::thread::spawn(|| {
-        pin(0);
-        let runtime = tokio_runtime();
-        let local = tokio::task::LocalSet::new();
-        let (requests, generator) = generator();
-        let samples = local.block_on(&runtime, async {
-            // The dispatcher is an ordinary task, as on every executor here.
-            let dispatcher = tokio::task::spawn_local(dispatch(requests, |request| {
-                let handle = tokio::task::spawn_local(handle(request, tokio::task::yield_now));
-                async move { handle.await.expect("request") }
-            }));
-            dispatcher.await.expect("dispatcher")
-        });
-        generator.join().expect("generator");
-        samples
+    let (samples, window) = std::thread::spawn({
+        let state = state.clone();
+        move || {
+            pin(0);
+            let runtime = tokio_runtime();
+            let local = tokio::task::LocalSet::new();
+            let (requests, generator) = generator(state);
+            let samples = local.block_on(&runtime, async {
+                // The dispatcher is an ordinary task, as on every executor here.
+                let dispatcher = tokio::task::spawn_local(dispatch(requests, |request| {
+                    let handle = tokio::task::spawn_local(handle(request, tokio::task::yield_now));
+                    async move { handle.await.expect("request") }
+                }));
+                dispatcher.await.expect("dispatcher")
+            });
+            (samples, generator.join().expect("generator"))
+        }
     })
     .join()
     .expect("foreground runtime");
-    let outcome = finish(
-        "two tokio runtimes, one core",
-        samples,
-        &state,
-        start.elapsed(),
-    );
+    let outcome = finish("two tokio runtimes, one core", samples, &state, window);
     bg_thread.join().expect("background runtime");
     outcome
 }
@@ -298,8 +337,7 @@ fn run_ours(name: &'static str, with_background: bool) -> Outcome {
                 ));
             }
         }
-        let (requests, generator) = generator();
-        let start = Instant::now();
+        let (requests, generator) = generator(state.clone());
         let handlers = fg.clone();
         let dispatcher = fg.spawn(dispatch(requests, move |request| {
             let handle = handlers.spawn(handle(request, clockworker::yield_now));
@@ -308,8 +346,8 @@ fn run_ours(name: &'static str, with_background: bool) -> Outcome {
         let samples = runtime
             .block_on(executor.run_until(dispatcher))
             .expect("dispatcher");
-        generator.join().expect("generator");
-        finish(name, samples, &state, start.elapsed())
+        let window = generator.join().expect("generator");
+        finish(name, samples, &state, window)
     })
     .join()
     .expect("run")
@@ -335,8 +373,7 @@ fn run_upstream() -> Outcome {
                 tokio::task::yield_now,
             )));
         }
-        let (requests, generator) = generator();
-        let start = Instant::now();
+        let (requests, generator) = generator(state.clone());
         let handlers = executor.queue(Queue::Foreground).expect("queue");
         let dispatcher = fg.spawn(dispatch(requests, move |request| {
             let handle = handlers.spawn(handle(request, tokio::task::yield_now));
@@ -345,13 +382,8 @@ fn run_upstream() -> Outcome {
         let samples = local
             .block_on(&runtime, executor.run_until(dispatcher))
             .expect("dispatcher");
-        generator.join().expect("generator");
-        finish(
-            "clockworker 0.2.6 fg+bg (99:1)",
-            samples,
-            &state,
-            start.elapsed(),
-        )
+        let window = generator.join().expect("generator");
+        finish("clockworker 0.2.6 fg+bg (99:1)", samples, &state, window)
     })
     .join()
     .expect("run")
@@ -479,14 +511,18 @@ fn main() {
             let totals = sorted(o, |s| s.total);
             let delays = sorted(o, |s| s.queue_delay);
             println!(
-                "{}: delay p50 {} p99 {} ms; total p50 {} p99 {} ms; bg {:.0}/s; longest bg poll {} ms",
+                "{}: delay p50 {} p99 {} ms; total p50 {} p99 {} ms; bg {:.0}/s; \
+                 longest bg poll {} ms; time: fg {:.1}% bg {:.1}% other {:.1}%",
                 o.name,
                 ms(percentile(&delays, 0.5)),
                 ms(percentile(&delays, 0.99)),
                 ms(percentile(&totals, 0.5)),
                 ms(percentile(&totals, 0.99)),
                 o.background_rate,
-                ms(o.longest_background_step)
+                ms(o.longest_background_step),
+                o.foreground_share * 100.0,
+                o.background_share * 100.0,
+                (1.0 - o.foreground_share - o.background_share) * 100.0
             );
         }
         return;

@@ -730,16 +730,13 @@ impl std::fmt::Debug for Core {
 
 /// A handle to a task that never runs: its future is dropped at once and
 /// the handle resolves to `Cancelled` (spawning onto a dropped executor).
-pub(crate) fn cancelled<F>(
-    shared: Arc<Shared>,
-    index: u32,
-    future: F,
-    label: TaskLabel,
-) -> JoinHandle<F::Output>
+pub(crate) fn cancelled<F>(index: u32, future: F, label: TaskLabel) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
+    // The executor is gone; the header still needs shared state of its own.
+    let shared = Arc::new(Shared::new(Clock::get()));
     let header = Header::new(shared, index, label, 0, false);
     let id = header.id;
     // The schedule function is never called: the task completes (as

@@ -91,11 +91,18 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
         }
     }
 
+    #[inline]
     fn index(&self, key: K) -> Result<u32, UnknownQueue> {
-        self.inner
-            .keys
-            .find(&key)
-            .ok_or_else(|| UnknownQueue::new(format!("{key:?}"), self.inner.core.queue_names()))
+        match self.inner.keys.find(&key) {
+            Some(index) => Ok(index),
+            None => Err(self.unknown(key)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unknown(&self, key: K) -> UnknownQueue {
+        UnknownQueue::new(format!("{key:?}"), self.inner.core.queue_names())
     }
 
     /// A handle that spawns onto the queue with this key.
@@ -103,11 +110,11 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
     /// # Errors
     ///
     /// [`UnknownQueue`] if no queue has this key.
+    #[inline]
     pub fn queue(&self, key: K) -> Result<QueueHandle<K>, UnknownQueue> {
         let index = self.index(key)?;
         Ok(QueueHandle {
             core: Rc::downgrade(&self.inner.core),
-            shared: self.inner.core.shared.clone(),
             index,
             key,
         })
@@ -242,7 +249,6 @@ impl<K: fmt::Debug> fmt::Debug for Executor<K> {
 /// future unpolled.
 pub struct QueueHandle<K> {
     core: Weak<Core>,
-    shared: Arc<Shared>,
     index: u32,
     key: K,
 }
@@ -261,7 +267,7 @@ impl<K: Copy> QueueHandle<K> {
         let label = TaskLabel::caller();
         match self.core.upgrade() {
             Some(core) => core.spawn_local(self.index, future, label),
-            None => core::cancelled(self.shared.clone(), self.index, future, label),
+            None => core::cancelled(self.index, future, label),
         }
     }
 
@@ -275,7 +281,6 @@ impl<K: Copy> Clone for QueueHandle<K> {
     fn clone(&self) -> Self {
         QueueHandle {
             core: self.core.clone(),
-            shared: self.shared.clone(),
             index: self.index,
             key: self.key,
         }
@@ -375,18 +380,27 @@ impl<K> fmt::Debug for Spawner<K> {
 /// No queue has the requested key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownQueue {
+    /// Boxed so that `Result<QueueHandle<K>, UnknownQueue>` stays small on
+    /// the lookup path.
+    inner: Box<UnknownQueueInner>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UnknownQueueInner {
     key: String,
     known: Vec<String>,
 }
 
 impl UnknownQueue {
     pub(crate) fn new(key: String, known: Vec<String>) -> UnknownQueue {
-        UnknownQueue { key, known }
+        UnknownQueue {
+            inner: Box::new(UnknownQueueInner { key, known }),
+        }
     }
 
     /// The key that was asked for, as its `Debug` output.
     pub fn key(&self) -> &str {
-        &self.key
+        &self.inner.key
     }
 }
 
@@ -395,8 +409,8 @@ impl fmt::Display for UnknownQueue {
         write!(
             f,
             "no queue with key {}; the executor's queues are [{}]",
-            self.key,
-            self.known.join(", ")
+            self.inner.key,
+            self.inner.known.join(", ")
         )
     }
 }
