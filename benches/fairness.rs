@@ -1,8 +1,10 @@
-//! Fairness between weighted queues, against the published clockworker
-//! 0.2.6 (the only peer with weighted queues): one CPU-bound task per queue
-//! (20 µs steps and a `yield_maybe`) for 2 s per weight set; the error of
-//! each queue's CPU share against its weight, and, at 99:1, how long the
-//! weight-1 queue waits for its first poll.
+//! Fairness between weighted queues, against the peers that have weighted
+//! queues: the published clockworker 0.2.6 and glommio (task queues with
+//! static shares, default settings; Linux only). One CPU-bound task per
+//! queue (20 µs steps and each executor's cooperative yield: `yield_maybe`,
+//! glommio's `yield_if_needed`) for 2 s per weight set; the error of each
+//! queue's CPU share against its weight, and, at 99:1, how long the weight-1
+//! queue waits for its first poll.
 //!
 //! Run with `cargo bench --bench fairness`; the table is printed and written
 //! to `target/bench-results/fairness.md`.
@@ -105,6 +107,42 @@ fn upstream(weights: &[u32]) -> Run {
     }
 }
 
+#[cfg(target_os = "linux")]
+fn glommio(weights: &[u32]) -> Run {
+    use glommio::{Latency, Shares};
+    let executor = glommio::LocalExecutorBuilder::default()
+        .make()
+        .expect("glommio executor");
+    let used: Vec<Rc<Cell<Duration>>> = weights.iter().map(|_| Rc::default()).collect();
+    let first: Vec<Rc<Cell<Option<Duration>>>> = weights.iter().map(|_| Rc::default()).collect();
+    executor.run(async {
+        let start = Instant::now();
+        for (key, &weight) in weights.iter().enumerate() {
+            let queue = glommio::executor().create_task_queue(
+                Shares::Static(weight as usize),
+                Latency::NotImportant,
+                &format!("queue {key}"),
+            );
+            glommio::spawn_local_into(
+                burn(
+                    start,
+                    used[key].clone(),
+                    first[key].clone(),
+                    glommio::yield_if_needed,
+                ),
+                queue,
+            )
+            .expect("spawn")
+            .detach();
+        }
+        glommio::timer::sleep(WINDOW).await;
+    });
+    Run {
+        used: used.iter().map(|u| u.get()).collect(),
+        last_queue_first_poll: first.last().and_then(|f| f.get()),
+    }
+}
+
 /// Each queue's share and its relative error against the ideal.
 fn errors(run: &Run, weights: &[u32]) -> Vec<(f64, f64)> {
     let total: f64 = run.used.iter().map(Duration::as_secs_f64).sum();
@@ -133,10 +171,13 @@ fn main() {
     );
     let _ = writeln!(out, "|---|---|---|---:|---:|");
     for weights in [&[8, 1][..], &[1, 2, 4], &[99, 1]] {
-        for (name, run) in [
+        let mut runs = vec![
             ("clockworker", ours(weights)),
             ("clockworker 0.2.6", upstream(weights)),
-        ] {
+        ];
+        #[cfg(target_os = "linux")]
+        runs.push(("glommio", glommio(weights)));
+        for (name, run) in runs {
             let errors = errors(&run, weights);
             let shares: Vec<String> = errors.iter().map(|(s, _)| format!("{:.4}", s)).collect();
             let worst = errors.iter().map(|(_, e)| *e).fold(0.0, f64::max);

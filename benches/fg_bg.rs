@@ -7,8 +7,9 @@
 //!
 //! Configurations: tokio fg-only, tokio fg+bg (one `LocalSet`), two tokio
 //! runtimes (fg and bg) on one core, clockworker 0.2.6 fg+bg (weights 99:1,
-//! as its own benchmark used), clockworker fg-only, clockworker fg+bg
-//! (weights 99:1).
+//! as its own benchmark used), glommio fg+bg (task queues with shares 99:1,
+//! the foreground marked `Latency::Matters(1 ms)`; Linux only),
+//! clockworker fg-only, clockworker fg+bg (weights 99:1).
 //!
 //! Run with `cargo bench --bench fg_bg`: prints a table (queue delay and
 //! total latency percentiles, background throughput) and the bar checks,
@@ -389,6 +390,56 @@ fn run_upstream() -> Outcome {
     .expect("run")
 }
 
+#[cfg(target_os = "linux")]
+async fn glommio_yield() {
+    glommio::executor().yield_now().await;
+}
+
+#[cfg(target_os = "linux")]
+fn run_glommio() -> Outcome {
+    use glommio::{Latency, Shares};
+    std::thread::spawn(|| {
+        pin(0);
+        let executor = glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("glommio executor");
+        executor.run(async {
+            let fg = glommio::executor().create_task_queue(
+                Shares::Static(99),
+                Latency::Matters(Duration::from_millis(1)),
+                "fg",
+            );
+            let bg = glommio::executor().create_task_queue(
+                Shares::Static(1),
+                Latency::NotImportant,
+                "bg",
+            );
+            let state = Arc::new(Background::default());
+            for i in 0..BACKGROUND_TASKS {
+                glommio::spawn_local_into(
+                    background(state.clone(), BACKGROUND_SEED + i, glommio_yield),
+                    bg,
+                )
+                .expect("spawn")
+                .detach();
+            }
+            let (requests, generator) = generator(state.clone());
+            let dispatcher = glommio::spawn_local_into(
+                dispatch(requests, move |request| {
+                    glommio::spawn_local_into(handle(request, glommio_yield), fg).expect("spawn")
+                }),
+                fg,
+            )
+            .expect("spawn");
+            let samples = dispatcher.await;
+            let window = generator.join().expect("generator");
+            finish("glommio fg+bg (99:1)", samples, &state, window)
+        })
+    })
+    .join()
+    .expect("run")
+}
+
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
@@ -489,7 +540,7 @@ fn main() {
     // `FG_BG_ONLY=<substring>` runs only the matching configurations.
     let only = std::env::var("FG_BG_ONLY").unwrap_or_default();
     type Configuration = (&'static str, fn() -> Outcome);
-    let configurations: [Configuration; 6] = [
+    let mut configurations: Vec<Configuration> = vec![
         ("tokio fg-only", || run_tokio("tokio fg-only", false)),
         ("tokio fg+bg", || run_tokio("tokio fg+bg", true)),
         ("two tokio runtimes, one core", run_two_runtimes),
@@ -501,6 +552,8 @@ fn main() {
             run_ours("clockworker fg+bg (99:1)", true)
         }),
     ];
+    #[cfg(target_os = "linux")]
+    configurations.insert(4, ("glommio fg+bg (99:1)", run_glommio));
     let outcomes: Vec<Outcome> = configurations
         .iter()
         .filter(|(name, _)| name.contains(only.as_str()))

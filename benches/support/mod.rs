@@ -2,9 +2,9 @@
 //! workloads that run on all of them.
 //!
 //! Peers: clockworker (this crate), tokio's current-thread runtime with a
-//! `LocalSet` (the baseline), async-executor's `LocalExecutor`, and the
+//! `LocalSet` (the baseline), async-executor's `LocalExecutor`, the
 //! published clockworker 0.2.6 (running inside a tokio `LocalSet`, as it
-//! requires). Every workload uses the same futures on every peer: a plain
+//! requires), and glommio's `LocalExecutor` (Linux only). Every workload uses the same futures on every peer: a plain
 //! yield (`wake_by_ref` + `Pending`) and the channels below, so that the
 //! figures compare executors, not libraries.
 #![allow(dead_code)]
@@ -176,6 +176,39 @@ impl Peer for Upstream {
         F::Output: 'static,
     {
         Unwrap(self.queue.spawn(future))
+    }
+}
+
+/// glommio's `LocalExecutor` (its own io_uring reactor; Linux only).
+#[cfg(target_os = "linux")]
+pub struct Glommio {
+    executor: glommio::LocalExecutor,
+}
+
+#[cfg(target_os = "linux")]
+impl Glommio {
+    pub fn new() -> Glommio {
+        Glommio {
+            executor: glommio::LocalExecutorBuilder::default()
+                .make()
+                .expect("glommio executor"),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Peer for Glommio {
+    const NAME: &'static str = "glommio";
+    type Handle<T: 'static> = glommio::Task<T>;
+    fn run<F: Future>(&self, future: F) -> F::Output {
+        self.executor.run(future)
+    }
+    fn spawn<F>(&self, future: F) -> Self::Handle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        glommio::spawn_local(future)
     }
 }
 
