@@ -1,5 +1,6 @@
 //! Configuring and building an executor.
 
+use std::any::Any;
 use std::fmt;
 use std::hash::Hash;
 use std::rc::Rc;
@@ -10,6 +11,7 @@ use crate::core::{Config, Core};
 use crate::eevdf::MAX_WEIGHT;
 use crate::executor::Executor;
 use crate::key::KeyTable;
+use crate::sched::{Fifo, TaskScheduler};
 
 /// Builds an [`Executor`] with a set of weighted queues.
 ///
@@ -37,10 +39,18 @@ use crate::key::KeyTable;
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct ExecutorBuilder<K> {
-    queues: Vec<(K, u32)>,
+    queues: Vec<QueueSpec<K>>,
     panic_on_task_panic: bool,
     time_slice: Duration,
     host_yield_interval: Duration,
+}
+
+/// One configured queue.
+struct QueueSpec<K> {
+    key: K,
+    weight: u32,
+    /// `None`: the built-in FIFO.
+    scheduler: Option<Box<dyn TaskScheduler>>,
 }
 
 impl<K> ExecutorBuilder<K> {
@@ -68,7 +78,53 @@ impl<K> ExecutorBuilder<K> {
     /// `1..=1_048_576`). Keys must be distinct. Invalid keys or weights are
     /// reported by [`build`](Self::build).
     pub fn with_queue(mut self, key: K, weight: u32) -> Self {
-        self.queues.push((key, weight));
+        self.queues.push(QueueSpec {
+            key,
+            weight,
+            scheduler: None,
+        });
+        self
+    }
+
+    /// Adds a queue whose runnable tasks are ordered by `scheduler` instead
+    /// of FIFO: [`Lifo`](crate::sched::Lifo),
+    /// [`LeastAttainedService`](crate::sched::LeastAttainedService),
+    /// [`WeightedGroups`](crate::sched::WeightedGroups), or your own
+    /// [`TaskScheduler`]. Passing [`Fifo`](crate::sched::Fifo) is the same as
+    /// [`with_queue`](Self::with_queue).
+    ///
+    /// A queue with a custom scheduler reads the clock around every poll of
+    /// its tasks (to report each poll's CPU time to the scheduler); the
+    /// default FIFO path does not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use clockworker::{sched::LeastAttainedService, ExecutorBuilder};
+    ///
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue_scheduler("requests", 8, LeastAttainedService::new())
+    ///     .with_queue("background", 1)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(
+    ///     executor.queue_stats("requests").unwrap().scheduler,
+    ///     std::any::type_name::<LeastAttainedService>()
+    /// );
+    /// ```
+    pub fn with_queue_scheduler<S: TaskScheduler>(
+        mut self,
+        key: K,
+        weight: u32,
+        scheduler: S,
+    ) -> Self {
+        let fifo = (&scheduler as &dyn Any).is::<Fifo>();
+        let scheduler: Option<Box<dyn TaskScheduler>> = (!fifo).then(|| Box::new(scheduler) as _);
+        self.queues.push(QueueSpec {
+            key,
+            weight,
+            scheduler,
+        });
         self
     }
 
@@ -124,8 +180,8 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
         if self.queues.is_empty() {
             return Err(BuildError::NoQueues);
         }
-        for (i, (key, weight)) in self.queues.iter().enumerate() {
-            if self.queues[..i].iter().any(|(other, _)| other == key) {
+        for (i, QueueSpec { key, weight, .. }) in self.queues.iter().enumerate() {
+            if self.queues[..i].iter().any(|other| other.key == *key) {
                 return Err(BuildError::DuplicateQueue {
                     key: format!("{key:?}"),
                 });
@@ -150,18 +206,30 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
             host_yield: clock.to_ticks(self.host_yield_interval),
             propagate_panics: self.panic_on_task_panic,
         };
-        let (keys, weights): (Vec<K>, Vec<u32>) = self.queues.into_iter().unzip();
+        let (keys, queues): (Vec<K>, Vec<_>) = self
+            .queues
+            .into_iter()
+            .map(|spec| (spec.key, (spec.weight, spec.scheduler)))
+            .unzip();
         let names = keys.iter().map(|key| format!("{key:?}")).collect();
         let keys = Rc::new(KeyTable::new(keys));
-        let core = Rc::new(Core::new(&weights, config, clock, keys.clone(), names));
+        let core = Rc::new(Core::new(queues, config, clock, keys.clone(), names));
         Ok(Executor::new(core, keys))
     }
 }
 
 impl<K: fmt::Debug> fmt::Debug for ExecutorBuilder<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let queues: Vec<_> = self
+            .queues
+            .iter()
+            .map(|spec| {
+                let scheduler = spec.scheduler.as_ref().map_or("Fifo", |s| s.name());
+                (&spec.key, spec.weight, scheduler)
+            })
+            .collect();
         f.debug_struct("ExecutorBuilder")
-            .field("queues", &self.queues)
+            .field("queues", &queues)
             .field("panic_on_task_panic", &self.panic_on_task_panic)
             .field("time_slice", &self.time_slice)
             .field("host_yield_interval", &self.host_yield_interval)

@@ -21,20 +21,23 @@ pub(crate) struct Clock {
 impl Clock {
     /// The process-wide clock; calibration runs once, on first use.
     pub(crate) fn get() -> Clock {
+        Self::global().clone()
+    }
+
+    /// The process-wide clock, by reference.
+    pub(crate) fn global() -> &'static Clock {
         static CLOCK: OnceLock<Clock> = OnceLock::new();
-        CLOCK
-            .get_or_init(|| {
-                let inner = quanta::Clock::new();
-                // Scale is linear: convert a large tick count once and invert.
-                let probe: u64 = 1 << 40;
-                let nanos = inner.delta_as_nanos(0, probe).max(1);
-                let ticks_per_second = probe as f64 * 1e9 / nanos as f64;
-                Clock {
-                    inner,
-                    ticks_per_second,
-                }
-            })
-            .clone()
+        CLOCK.get_or_init(|| {
+            let inner = quanta::Clock::new();
+            // Scale is linear: convert a large tick count once and invert.
+            let probe: u64 = 1 << 40;
+            let nanos = inner.delta_as_nanos(0, probe).max(1);
+            let ticks_per_second = probe as f64 * 1e9 / nanos as f64;
+            Clock {
+                inner,
+                ticks_per_second,
+            }
+        })
     }
 
     /// The current time in raw ticks.

@@ -33,7 +33,6 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
@@ -54,12 +53,15 @@ use crate::clock::Clock;
 use crate::context;
 use crate::eevdf::Eevdf;
 use crate::executor::UnknownQueue;
+use crate::group::GroupTable;
 use crate::join::JoinHandle;
 use crate::key::KeyTable;
 use crate::run::MainWake;
-use crate::shared::{MAIN, REMOTE, Shared};
+use crate::runqueue::RunQueue;
+use crate::sched::{GroupId, PollOutcome, TaskScheduler};
+use crate::shared::{Injected, MAIN, REMOTE, Shared};
 use crate::stats::{QueueCounters, QueueStats, bump};
-use crate::task::{self, Header, Signal, TaskFuture, TaskId, TaskLabel};
+use crate::task::{self, Header, Placement, Signal, TaskFuture, TaskId, TaskLabel};
 
 /// Tunables, in clock ticks.
 #[derive(Debug, Clone)]
@@ -89,7 +91,15 @@ const MAIN_BATCH: u32 = 64;
 
 /// One queue's tasks and counters.
 struct LocalQueue {
-    tasks: RefCell<VecDeque<Runnable<Header>>>,
+    tasks: RefCell<RunQueue>,
+    /// The queue has a custom scheduler, which hears each poll's CPU time.
+    custom: bool,
+    /// Some polls of this queue may need tracking (its own CPU time, group
+    /// accounting): it has a custom scheduler, or a grouped task was ever
+    /// spawned into it. Without, the loop takes the plain FIFO path.
+    may_track: Cell<bool>,
+    /// The queue's live task groups.
+    groups: RefCell<GroupTable>,
     weight: u32,
     counters: QueueCounters,
 }
@@ -141,13 +151,15 @@ pub(crate) struct Core {
     registry: RefCell<HashMap<TaskId, Waker, BuildHasherDefault<FxHasher>>>,
     /// Tasks alive: spawned (and seen, for remote spawns) and not finished.
     live: Cell<usize>,
-    /// The task being polled, and whether it was aborted during its poll
-    /// (before it could register).
+    /// The task being polled, its group, and whether it was aborted during
+    /// its poll (before it could register).
     current_task: Cell<Option<TaskId>>,
+    current_group: Cell<Option<GroupId>>,
+    /// The hint of the task being polled, for a tracked poll.
+    current_hint: Cell<u64>,
     abort_current: Cell<bool>,
     /// Reused buffers for draining the injector.
-    injected: RefCell<Vec<Runnable<Header>>>,
-    aborts: RefCell<Vec<TaskId>>,
+    injected: RefCell<Injected>,
     host_yields: Cell<u64>,
     idle_waits: Cell<u64>,
     /// The `run_until`/`block_on` futures alive for this executor.
@@ -160,23 +172,30 @@ pub(crate) struct Core {
 
 impl Core {
     pub(crate) fn new(
-        weights: &[u32],
+        queues: Vec<(u32, Option<Box<dyn TaskScheduler>>)>,
         config: Config,
         clock: Clock,
         keys: Rc<dyn Any>,
         names: Box<[String]>,
     ) -> Core {
-        let queues = weights
-            .iter()
-            .map(|&weight| LocalQueue {
-                tasks: RefCell::new(VecDeque::new()),
-                weight,
-                counters: QueueCounters::new(),
+        let weights: Vec<u32> = queues.iter().map(|(weight, _)| *weight).collect();
+        let queues = queues
+            .into_iter()
+            .map(|(weight, scheduler)| {
+                let tasks = RunQueue::new(scheduler);
+                LocalQueue {
+                    custom: tasks.is_custom(),
+                    may_track: Cell::new(tasks.is_custom()),
+                    tasks: RefCell::new(tasks),
+                    groups: RefCell::new(GroupTable::default()),
+                    weight,
+                    counters: QueueCounters::new(),
+                }
             })
             .collect();
         Core {
             shared: Arc::new(Shared::new(clock.clone())),
-            sched: RefCell::new(Eevdf::new(weights, config.slice)),
+            sched: RefCell::new(Eevdf::new(&weights, config.slice)),
             clock,
             config,
             queues,
@@ -195,9 +214,10 @@ impl Core {
             registry: RefCell::new(HashMap::default()),
             live: Cell::new(0),
             current_task: Cell::new(None),
+            current_group: Cell::new(None),
+            current_hint: Cell::new(0),
             abort_current: Cell::new(false),
-            injected: RefCell::new(Vec::new()),
-            aborts: RefCell::new(Vec::new()),
+            injected: RefCell::new(Injected::default()),
             host_yields: Cell::new(0),
             idle_waits: Cell::new(0),
             runners: RefCell::new(Slab::new()),
@@ -226,10 +246,7 @@ impl Core {
     /// The queue of the task being polled, or the first queue when the
     /// `run_until` future is being polled: where `spawn!(future)` goes.
     pub(crate) fn current_queue(&self) -> u32 {
-        match self.running.get() {
-            running if self.in_task.get() && running != NONE => running as u32,
-            _ => 0,
-        }
+        self.current_queue_of_task().unwrap_or(0)
     }
 
     pub(crate) fn add_runner(&self, runner: Arc<MainWake>) -> usize {
@@ -257,12 +274,14 @@ impl Core {
     // ----- spawning and waking -------------------------------------------
 
     /// Spawns a (possibly `!Send`) task onto queue `index` from the
-    /// executor's thread.
+    /// executor's thread. With no `placement`, a task spawned onto the queue
+    /// of the task being polled joins that task's group.
     pub(crate) fn spawn_local<F>(
         &self,
         index: u32,
         future: F,
         label: TaskLabel,
+        placement: Option<Placement>,
     ) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
@@ -273,7 +292,8 @@ impl Core {
         } else {
             self.clock.now()
         };
-        let header = Header::new(self.shared.clone(), index, label, now, false);
+        let placement = placement.unwrap_or_else(|| self.inherited(index));
+        let header = Header::new(self.shared.clone(), index, label, now, false, placement);
         let id = header.id;
         let propagate = self.config.propagate_panics;
         let (runnable, task) = Builder::new().metadata(header).spawn_local(
@@ -287,15 +307,43 @@ impl Core {
             task::run_aborted(runnable);
             return handle;
         }
-        self.admit(index as usize);
+        self.admit(runnable.metadata());
         self.enqueue(runnable);
         handle
     }
 
-    /// Counts a task that enters the executor.
-    fn admit(&self, index: usize) {
+    /// The group a task spawned onto queue `index` inherits: that of the
+    /// task being polled, if it belongs to the same queue.
+    pub(crate) fn inherited(&self, index: u32) -> Placement {
+        if !self.queues[index as usize].may_track.get() {
+            // No task of this queue has a group.
+            return Placement::default();
+        }
+        let group = match self.current_group.get() {
+            Some(group) if self.current_queue_of_task() == Some(index) => {
+                let weight = self.queues[index as usize].groups.borrow().weight(group);
+                weight.map(|weight| (group, weight))
+            }
+            _ => None,
+        };
+        Placement { group, hint: 0 }
+    }
+
+    /// The queue of the task being polled, if a task is being polled.
+    fn current_queue_of_task(&self) -> Option<u32> {
+        let running = self.running.get();
+        (self.in_task.get() && running != NONE).then_some(running as u32)
+    }
+
+    /// Counts a task that enters the executor (and its group).
+    fn admit(&self, header: &Header) {
         self.live.set(self.live.get() + 1);
-        bump(&self.queues[index].counters.spawned);
+        let queue = &self.queues[header.queue as usize];
+        bump(&queue.counters.spawned);
+        if let Some(group) = header.group() {
+            queue.may_track.set(true);
+            queue.groups.borrow_mut().join(group, header.group_weight);
+        }
     }
 
     /// Registers a task whose poll returned `Pending` for the first time.
@@ -340,12 +388,7 @@ impl Core {
     fn enqueue(&self, runnable: Runnable<Header>) {
         let index = runnable.metadata().queue as usize;
         let queue = &self.queues[index];
-        let was_empty = {
-            let mut tasks = queue.tasks.borrow_mut();
-            let was_empty = tasks.is_empty();
-            tasks.push_back(runnable);
-            was_empty
-        };
+        let was_empty = queue.tasks.borrow_mut().push(runnable);
         if was_empty {
             let mut sched = self.sched.borrow_mut();
             if !sched.is_active(index) {
@@ -368,21 +411,22 @@ impl Core {
     fn drain_injected(&self) {
         self.shared.clear(REMOTE);
         let mut batch = self.injected.take();
-        let mut aborts = self.aborts.take();
-        self.shared.take_injected(&mut batch, &mut aborts);
-        for runnable in batch.drain(..) {
+        self.shared.take_injected(&mut batch);
+        for runnable in batch.tasks.drain(..) {
             let header = runnable.metadata();
             if header.fresh.swap(false, Ordering::Relaxed) {
                 // Spawned through a `Spawner`, arriving for the first time.
-                self.admit(header.queue as usize);
+                self.admit(header);
             }
             self.enqueue(runnable);
         }
-        for id in aborts.drain(..) {
+        for id in batch.aborts.drain(..) {
             self.wake_for_abort(id);
         }
+        for runnable in batch.dropped.drain(..) {
+            self.cancel_dropped(runnable);
+        }
         self.injected.replace(batch);
-        self.aborts.replace(aborts);
     }
 
     // ----- the run loop --------------------------------------------------
@@ -446,17 +490,20 @@ impl Core {
                 return Exit::Idle;
             };
             let queue = &self.queues[index];
-            let next = queue.tasks.borrow_mut().pop_front();
+            let next = queue.tasks.borrow_mut().pop();
             let Some(runnable) = next else {
                 // The running queue ran dry: it leaves the scheduler.
                 self.settle();
                 self.end_turn();
                 continue;
             };
-            let now = self.now.get();
 
             let header = runnable.metadata();
             let id = header.id;
+            // Grouped tasks and custom schedulers need this poll's own CPU
+            // time and hear about it; queues that use neither skip it all.
+            let tracked = queue.may_track.get() && self.track_start(queue, header);
+            let start = self.now.get();
             if header.aborted.load(Ordering::Acquire) {
                 // The task future drops the user's future and completes as
                 // `Cancelled`.
@@ -466,7 +513,7 @@ impl Core {
                 queue
                     .counters
                     .queue_delay
-                    .record(now.saturating_sub(woken_at));
+                    .record(start.saturating_sub(woken_at));
                 task::request(Signal::Poll);
             }
 
@@ -480,13 +527,17 @@ impl Core {
 
             let unsampled = self.unsampled.get() + 1;
             self.unsampled.set(unsampled);
-            let sampled = self.contended.get() || unsampled >= self.stride.get();
+            let sampled = tracked || self.contended.get() || unsampled >= self.stride.get();
             if sampled {
                 self.sample();
             }
 
+            let answer = task::answer();
+            if tracked {
+                self.track_end(queue, id, start, answer != Signal::Pending);
+            }
             let counters = &queue.counters;
-            match task::answer() {
+            match answer {
                 Signal::Pending => {
                     bump(&counters.polls);
                     if self.abort_current.replace(false) {
@@ -527,6 +578,70 @@ impl Core {
                 return Exit::HostYield;
             }
         }
+    }
+
+    /// Before polling a task of a queue that may track polls: notes the
+    /// task's group (for `spawn!` inheritance) and, if this poll needs its
+    /// own CPU time, reads the clock now.
+    #[inline(never)]
+    fn track_start(&self, queue: &LocalQueue, header: &Header) -> bool {
+        let group = header.group();
+        self.current_group.set(group);
+        if !queue.custom && group.is_none() {
+            return false;
+        }
+        self.current_hint.set(header.hint);
+        self.settle();
+        true
+    }
+
+    /// After a tracked poll: charges it to the task's group and tells the
+    /// queue's scheduler about it; a finished task leaves its group, and a
+    /// group left empty is forgotten.
+    #[inline(never)]
+    fn track_end(&self, queue: &LocalQueue, task: TaskId, start: u64, finished: bool) {
+        let (group, hint) = (self.current_group.get(), self.current_hint.get());
+        let cpu = self.now.get().saturating_sub(start);
+        let mut gone = None;
+        if let Some(group) = group {
+            let mut groups = queue.groups.borrow_mut();
+            groups.charge(group, cpu);
+            if finished && groups.leave(group) {
+                gone = Some(group);
+            }
+        }
+        if queue.custom {
+            let outcome = PollOutcome {
+                task,
+                group,
+                hint,
+                cpu: self.clock.to_duration(cpu),
+                finished,
+            };
+            let mut tasks = queue.tasks.borrow_mut();
+            tasks.polled(&outcome);
+            if let Some(group) = gone {
+                tasks.group_gone(group);
+            }
+        }
+    }
+
+    /// A scheduler dropped a task it held: it is cancelled (its future
+    /// dropped, its handle resolving to `Cancelled`) and counted as such.
+    fn cancel_dropped(&self, runnable: Runnable<Header>) {
+        let header = runnable.metadata();
+        let index = header.queue as usize;
+        let group = header.group();
+        task::run_aborted(runnable);
+        let queue = &self.queues[index];
+        bump(&queue.counters.cancelled);
+        if let Some(group) = group
+            && queue.groups.borrow_mut().leave(group)
+            && let Ok(mut tasks) = queue.tasks.try_borrow_mut()
+        {
+            tasks.group_gone(group);
+        }
+        self.retire();
     }
 
     /// Counts a task that finished (its future is gone).
@@ -653,6 +768,8 @@ impl Core {
             preemptions: counters.preemptions.get(),
             lag_nanos: if lag_ticks < 0 { -lag_nanos } else { lag_nanos },
             queue_delay: counters.queue_delay.snapshot(&self.clock),
+            scheduler: queue.tasks.borrow().name(),
+            groups: queue.groups.borrow().snapshot(&self.clock),
         }
     }
 
@@ -692,15 +809,15 @@ impl Core {
             let mut dropped_any = false;
             for queue in self.queues.iter() {
                 loop {
-                    let next = queue.tasks.borrow_mut().pop_front();
+                    let next = queue.tasks.borrow_mut().pop();
                     let Some(runnable) = next else { break };
                     dropped_any = true;
                     task::run_aborted(runnable);
                 }
             }
-            let (mut batch, mut aborts) = (Vec::new(), Vec::new());
-            self.shared.take_injected(&mut batch, &mut aborts);
-            for runnable in batch {
+            let mut batch = Injected::default();
+            self.shared.take_injected(&mut batch);
+            for runnable in batch.tasks.into_iter().chain(batch.dropped) {
                 dropped_any = true;
                 task::run_aborted(runnable);
             }
@@ -737,7 +854,7 @@ where
 {
     // The executor is gone; the header still needs shared state of its own.
     let shared = Arc::new(Shared::new(Clock::get()));
-    let header = Header::new(shared, index, label, 0, false);
+    let header = Header::new(shared, index, label, 0, false, Placement::default());
     let id = header.id;
     // The schedule function is never called: the task completes (as
     // `Cancelled`) before anything can wake it.

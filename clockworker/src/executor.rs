@@ -11,12 +11,14 @@ use async_task::{Builder, WithInfo};
 
 use crate::context;
 use crate::core::{self, Core};
+use crate::group::GroupHandle;
 use crate::join::JoinHandle;
 use crate::key::KeyTable;
 use crate::run::{self, RunUntil};
+use crate::sched::GroupId;
 use crate::shared::Shared;
 use crate::stats::{ExecutorStats, QueueStats};
-use crate::task::{Header, TaskFuture, TaskLabel};
+use crate::task::{Header, Placement, TaskFuture, TaskLabel};
 
 /// A single-threaded executor with weighted task queues.
 ///
@@ -257,16 +259,60 @@ impl<K: Copy> QueueHandle<K> {
     /// Spawns `future` as a task on this queue. The future need not be
     /// `Send`. The task starts running the next time the executor runs and
     /// picks this queue; its spawn site is recorded (see
-    /// [`JoinHandle::label`]).
+    /// [`JoinHandle::label`]). Spawned from a task of this same queue, the
+    /// new task joins the spawning task's group.
     #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
+        self.spawn_placed(future, None, TaskLabel::caller())
+    }
+
+    /// Spawns `future` with a hint for the queue's scheduler: a number its
+    /// policy reads through [`ReadyTask::hint`](crate::sched::ReadyTask::hint),
+    /// such as a deadline or a priority. The default FIFO scheduler ignores
+    /// it.
+    #[track_caller]
+    pub fn spawn_with_hint<F>(&self, hint: u64, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
         let label = TaskLabel::caller();
+        let group = self
+            .core
+            .upgrade()
+            .map(|core| core.inherited(self.index).group);
+        let placement = Placement {
+            group: group.flatten(),
+            hint,
+        };
+        self.spawn_placed(future, Some(placement), label)
+    }
+
+    /// A handle that spawns tasks into group `id` of this queue, with weight
+    /// 1 (see [`GroupHandle::with_weight`]).
+    pub fn group(&self, id: impl Into<GroupId>) -> GroupHandle<K>
+    where
+        K: fmt::Debug,
+    {
+        GroupHandle::new(self.clone(), id.into())
+    }
+
+    pub(crate) fn spawn_placed<F>(
+        &self,
+        future: F,
+        placement: Option<Placement>,
+        label: TaskLabel,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
         match self.core.upgrade() {
-            Some(core) => core.spawn_local(self.index, future, label),
+            Some(core) => core.spawn_local(self.index, future, label, placement),
             None => core::cancelled(self.index, future, label),
         }
     }
@@ -336,6 +382,7 @@ impl<K> Spawner<K> {
             TaskLabel::caller(),
             self.shared.clock.now(),
             true,
+            Placement::default(),
         );
         let id = header.id;
         let propagate = self.propagate_panics;

@@ -114,11 +114,14 @@ mod context;
 mod core;
 mod eevdf;
 mod executor;
+mod group;
 mod join;
 mod key;
 mod macro_support;
 mod macros;
 mod run;
+mod runqueue;
+pub mod sched;
 mod shared;
 mod stats;
 mod task;
@@ -128,10 +131,11 @@ pub use builder::{BuildError, ExecutorBuilder};
 #[cfg(feature = "macros")]
 pub use clockworker_macros::{QueueKey, main, test};
 pub use executor::{Executor, QueueHandle, Spawner, UnknownQueue};
+pub use group::GroupHandle;
 pub use join::{JoinError, JoinHandle, TaskPanic};
 pub use key::QueueKey;
 pub use run::RunUntil;
-pub use stats::{DelayStats, ExecutorStats, QueueStats};
+pub use stats::{DelayStats, ExecutorStats, GroupStats, QueueStats};
 pub use task::{TaskId, TaskLabel};
 pub use yield_now::{YieldMaybe, YieldNow, yield_maybe, yield_now};
 

@@ -76,7 +76,7 @@ impl<K: Copy + Eq + Hash + Debug + 'static> SpawnByKey for Target<&K> {
         let key = self.0;
         let core = running_executor(|| format!("spawn!({key:?}, ..)"));
         match core.find_queue(key) {
-            Ok(index) => core.spawn_local(index, future, label),
+            Ok(index) => core.spawn_local(index, future, label, None),
             Err(unknown) => panic!("spawn!({key:?}, ..): {unknown}"),
         }
     }
@@ -96,7 +96,7 @@ where
 {
     let label = TaskLabel::caller();
     let core = running_executor(|| "spawn!(future)".to_owned());
-    core.spawn_local(core.current_queue(), future, label)
+    core.spawn_local(core.current_queue(), future, label, None)
 }
 
 #[track_caller]

@@ -37,8 +37,18 @@ struct Injector {
     tasks: Vec<Runnable<Header>>,
     /// Tasks aborted from outside the executor's run, to be woken.
     aborts: Vec<TaskId>,
+    /// Tasks a queue's scheduler let go of, to be cancelled.
+    dropped: Vec<Runnable<Header>>,
     /// Set once the executor has been dropped: new spawns are refused.
     closed: bool,
+}
+
+/// What the executor takes out of the injector in one go.
+#[derive(Debug, Default)]
+pub(crate) struct Injected {
+    pub(crate) tasks: Vec<Runnable<Header>>,
+    pub(crate) aborts: Vec<TaskId>,
+    pub(crate) dropped: Vec<Runnable<Header>>,
 }
 
 /// State shared between the executor thread and everyone else.
@@ -120,16 +130,21 @@ impl Shared {
         self.notify(REMOTE);
     }
 
-    /// Moves every injected task and abort request into `tasks` and
-    /// `aborts` (which should be empty).
-    pub(crate) fn take_injected(
-        &self,
-        tasks: &mut Vec<Runnable<Header>>,
-        aborts: &mut Vec<TaskId>,
-    ) {
+    /// Hands the executor a task that its queue's scheduler dropped, to be
+    /// cancelled on the executor's thread at its next poll boundary (not
+    /// here: its future's drop may call back into the queue).
+    pub(crate) fn hand_back_dropped(&self, runnable: Runnable<Header>) {
+        self.injector().dropped.push(runnable);
+        self.notify(REMOTE);
+    }
+
+    /// Moves every injected task, abort request and dropped task into
+    /// `into` (whose vectors should be empty).
+    pub(crate) fn take_injected(&self, into: &mut Injected) {
         let mut injector = self.injector();
-        std::mem::swap(&mut injector.tasks, tasks);
-        std::mem::swap(&mut injector.aborts, aborts);
+        std::mem::swap(&mut injector.tasks, &mut into.tasks);
+        std::mem::swap(&mut injector.aborts, &mut into.aborts);
+        std::mem::swap(&mut injector.dropped, &mut into.dropped);
     }
 
     /// Refuses all future spawns (the executor is being dropped).

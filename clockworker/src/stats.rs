@@ -13,6 +13,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::sched::GroupId;
 
 /// Sub-buckets per power of two: 16 gives percentiles within about 6%.
 const SUB_BITS: u32 = 4;
@@ -206,6 +207,29 @@ pub struct QueueStats<K> {
     pub lag_nanos: i64,
     /// Time from wake-up to poll.
     pub queue_delay: DelayStats,
+    /// The queue's task scheduler (`"Fifo"` by default).
+    pub scheduler: &'static str,
+    /// The queue's live task groups, by id. A group's state (and its entry
+    /// here) is dropped when its last task ends.
+    pub groups: Vec<GroupStats>,
+}
+
+/// A snapshot of one live task group (see [`QueueStats::groups`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupStats {
+    /// The group's id.
+    pub id: GroupId,
+    /// Its weight.
+    pub weight: u32,
+    /// Its tasks alive now.
+    pub live_tasks: usize,
+    /// Its tasks spawned so far.
+    pub spawned: u64,
+    /// Its tasks that finished (completed, panicked or cancelled).
+    pub finished: u64,
+    /// CPU time spent polling its tasks.
+    pub busy: Duration,
 }
 
 /// A snapshot of the whole executor. See [`Executor::stats`].

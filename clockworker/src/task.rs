@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use crate::join::{JoinError, TaskPanic};
+use crate::sched::GroupId;
 use crate::shared::Shared;
 
 /// An opaque, process-unique identifier of a task.
@@ -116,6 +117,20 @@ pub(crate) struct Header {
     /// A task spawned through a `Spawner` that the executor has not seen
     /// yet (it counts it when it first drains it from the injector).
     pub(crate) fresh: AtomicBool,
+    /// The task's group in its queue (valid if `has_group`), and the
+    /// group's weight. Kept as plain fields, packed next to the flags.
+    group_id: u64,
+    has_group: bool,
+    pub(crate) group_weight: u32,
+    /// A number for the queue's scheduler (`spawn_with_hint`).
+    pub(crate) hint: u64,
+}
+
+/// Where a new task goes inside its queue: its group and scheduler hint.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Placement {
+    pub(crate) group: Option<(GroupId, u32)>,
+    pub(crate) hint: u64,
 }
 
 impl Header {
@@ -125,6 +140,7 @@ impl Header {
         label: TaskLabel,
         now: u64,
         fresh: bool,
+        placement: Placement,
     ) -> Header {
         Header {
             shared,
@@ -134,7 +150,19 @@ impl Header {
             woken_at: AtomicU64::new(now),
             aborted: AtomicBool::new(false),
             fresh: AtomicBool::new(fresh),
+            group_id: placement.group.map_or(0, |(group, _)| group.as_u64()),
+            has_group: placement.group.is_some(),
+            group_weight: placement.group.map_or(1, |(_, weight)| weight),
+            hint: placement.hint,
         }
+    }
+}
+
+impl Header {
+    /// The task's group in its queue, if any.
+    #[inline]
+    pub(crate) fn group(&self) -> Option<GroupId> {
+        self.has_group.then_some(GroupId::new(self.group_id))
     }
 }
 

@@ -1,0 +1,101 @@
+//! A queue's runnable tasks: the built-in FIFO, or a [`TaskScheduler`].
+//!
+//! The FIFO case is an enum variant, not a trait object, so that a queue
+//! without a custom scheduler pays nothing for the possibility (one
+//! well-predicted branch per push and pop).
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use async_task::Runnable;
+
+use crate::sched::{GroupId, PollOutcome, ReadyTask, TaskScheduler};
+use crate::task::Header;
+
+pub(crate) enum RunQueue {
+    Fifo(VecDeque<Runnable<Header>>),
+    Custom(Box<dyn TaskScheduler>),
+}
+
+impl RunQueue {
+    pub(crate) fn new(scheduler: Option<Box<dyn TaskScheduler>>) -> RunQueue {
+        match scheduler {
+            None => RunQueue::Fifo(VecDeque::new()),
+            Some(scheduler) => RunQueue::Custom(scheduler),
+        }
+    }
+
+    pub(crate) fn is_custom(&self) -> bool {
+        matches!(self, RunQueue::Custom(_))
+    }
+
+    /// Adds a runnable task; returns whether the queue was empty.
+    #[inline]
+    pub(crate) fn push(&mut self, runnable: Runnable<Header>) -> bool {
+        match self {
+            RunQueue::Fifo(tasks) => {
+                let was_empty = tasks.is_empty();
+                tasks.push_back(runnable);
+                was_empty
+            }
+            RunQueue::Custom(scheduler) => {
+                let was_empty = scheduler.is_empty();
+                scheduler.push(ReadyTask::new(runnable));
+                was_empty
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<Runnable<Header>> {
+        match self {
+            RunQueue::Fifo(tasks) => tasks.pop_front(),
+            // A `ReadyTask` the executor handed out always holds its task.
+            RunQueue::Custom(scheduler) => scheduler.pop().and_then(ReadyTask::into_runnable),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            RunQueue::Fifo(tasks) => tasks.len(),
+            RunQueue::Custom(scheduler) => scheduler.len(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            RunQueue::Fifo(tasks) => tasks.is_empty(),
+            RunQueue::Custom(scheduler) => scheduler.is_empty(),
+        }
+    }
+
+    pub(crate) fn polled(&mut self, outcome: &PollOutcome) {
+        if let RunQueue::Custom(scheduler) = self {
+            scheduler.polled(outcome);
+        }
+    }
+
+    pub(crate) fn group_gone(&mut self, group: GroupId) {
+        if let RunQueue::Custom(scheduler) = self {
+            scheduler.group_gone(group);
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            RunQueue::Fifo(_) => "Fifo",
+            RunQueue::Custom(scheduler) => scheduler.name(),
+        }
+    }
+}
+
+impl fmt::Debug for RunQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunQueue")
+            .field("scheduler", &self.name())
+            .field("runnable", &self.len())
+            .finish()
+    }
+}
