@@ -1,8 +1,8 @@
 //! Executor overhead against peers (criterion): spawn, yield, ping-pong,
-//! queue selection and queue lookup. Run with `cargo bench --bench executors`;
-//! after the criterion output it prints a summary table (ns per operation,
-//! and clockworker's ratio to tokio and to the fastest peer) and writes it to
-//! `target/bench-results/executors.md`.
+//! queue selection, per-queue task schedulers and queue lookup. Run with
+//! `cargo bench --bench executors`; after the criterion output it prints a
+//! summary table (ns per operation, and clockworker's ratio to tokio and to
+//! the fastest peer) and writes it to `target/bench-results/executors.md`.
 
 mod support;
 
@@ -145,6 +145,94 @@ fn selection(c: &mut Criterion) {
     for queues in [1u8, 2, 8, 64] {
         group.bench_function(format!("clockworker/{queues}"), |b| {
             b.iter_custom(|iters| selection_run(queues, iters))
+        });
+    }
+    group.finish();
+}
+
+/// 1,000 tasks on one queue, each yielding `iters / 1000` times, spawned
+/// round-robin into `groups` task groups (none if 0): ns per poll under the
+/// queue's task scheduler.
+fn scheduler_run(builder: clockworker::ExecutorBuilder<u8>, groups: u64, iters: u64) -> Duration {
+    const TASKS: u64 = 1_000;
+    let executor = builder.build().expect("valid configuration");
+    let queue = executor.queue(0).expect("queue 0");
+    let each = (iters / TASKS).max(1);
+    let handles: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let task = async move {
+                for _ in 0..each {
+                    yield_once().await;
+                }
+            };
+            if groups == 0 {
+                queue.spawn(task)
+            } else {
+                queue.group(i % groups).spawn(task)
+            }
+        })
+        .collect();
+    let start = Instant::now();
+    executor.block_on(async {
+        for handle in handles {
+            handle.await.expect("task");
+        }
+    });
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (each * TASKS) as f64)
+}
+
+/// The per-poll cost of each built-in task scheduler against the default
+/// FIFO fast path, with and without task groups.
+fn schedulers(c: &mut Criterion) {
+    use clockworker::ExecutorBuilder;
+    use clockworker::sched::{Attribution, LeastAttainedService, Lifo, WeightedGroups};
+    let mut group = c.benchmark_group("task_scheduler");
+    configure(&mut group);
+    type Case = (&'static str, fn() -> ExecutorBuilder<u8>, u64);
+    let cases: [Case; 7] = [
+        ("fifo", || ExecutorBuilder::new().with_queue(0, 1), 0),
+        (
+            "fifo_10_groups",
+            || ExecutorBuilder::new().with_queue(0, 1),
+            10,
+        ),
+        (
+            "lifo",
+            || ExecutorBuilder::new().with_queue_scheduler(0, 1, Lifo::new()),
+            0,
+        ),
+        (
+            "las_task",
+            || ExecutorBuilder::new().with_queue_scheduler(0, 1, LeastAttainedService::new()),
+            0,
+        ),
+        (
+            "las_group_10_groups",
+            || {
+                ExecutorBuilder::new().with_queue_scheduler(
+                    0,
+                    1,
+                    LeastAttainedService::with(Attribution::Group, Duration::from_millis(50)),
+                )
+            },
+            10,
+        ),
+        (
+            "weighted_groups_10",
+            || ExecutorBuilder::new().with_queue_scheduler(0, 1, WeightedGroups::new()),
+            10,
+        ),
+        (
+            "weighted_groups_1000",
+            || ExecutorBuilder::new().with_queue_scheduler(0, 1, WeightedGroups::new()),
+            1_000,
+        ),
+    ];
+    for (name, builder, groups) in cases {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| scheduler_run(builder(), groups, iters))
         });
     }
     group.finish();
@@ -325,6 +413,30 @@ fn summary(_: &mut Criterion) {
 
     let _ = writeln!(
         out,
+        "\n| task scheduler (1,000 yielding tasks, one queue) | ns per poll | vs FIFO |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|");
+    let fifo = estimate("task_scheduler", "fifo");
+    for (id, label) in [
+        ("fifo", "FIFO (default)"),
+        ("fifo_10_groups", "FIFO, tasks in 10 groups"),
+        ("lifo", "Lifo"),
+        ("las_task", "LeastAttainedService, per task"),
+        (
+            "las_group_10_groups",
+            "LeastAttainedService, per group, 10 groups",
+        ),
+        ("weighted_groups_10", "WeightedGroups, 10 groups"),
+        ("weighted_groups_1000", "WeightedGroups, 1,000 groups"),
+    ] {
+        if let Some(v) = estimate("task_scheduler", id) {
+            let ratio = fifo.map(|f| format!("{:.2}", v / f)).unwrap_or_default();
+            let _ = writeln!(out, "| {label} | {v:.1} | {ratio} |");
+        }
+    }
+
+    let _ = writeln!(
+        out,
         "\n| `executor.queue(key)` | clockworker (ns) | clockworker 0.2.6 (ns) |"
     );
     let _ = writeln!(out, "|---|---:|---:|");
@@ -351,6 +463,6 @@ fn summary(_: &mut Criterion) {
 }
 
 criterion_group!(
-    benches, spawn, yields, ping_pongs, selection, lookup, summary
+    benches, spawn, yields, ping_pongs, selection, schedulers, lookup, summary
 );
 criterion_main!(benches);

@@ -5,11 +5,23 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 
 use rustc_hash::FxHasher;
+use slab::Slab;
 
 use super::{GroupId, PollOutcome, ReadyTask, TaskScheduler};
 
 /// Fixed-point shift of group virtual time: nanoseconds · 2^SHIFT / weight.
 const SHIFT: u32 = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No runnable task.
+    Idle,
+    /// In the heap.
+    Queued,
+    /// Supplied the task being polled; back in the heap (if it still has
+    /// runnable tasks) once the poll is charged.
+    Running,
+}
 
 #[derive(Debug)]
 struct Group {
@@ -17,8 +29,7 @@ struct Group {
     /// CPU time received, in nanoseconds · 2^SHIFT / weight.
     virtual_time: u128,
     weight: u32,
-    /// In the heap (has runnable tasks).
-    queued: bool,
+    state: State,
 }
 
 /// Weighted fair sharing between task groups, FIFO inside a group.
@@ -33,17 +44,21 @@ struct Group {
 /// runnable starts at the current virtual time, so an idle group banks no
 /// credit.
 ///
-/// Cost: O(log g) per push and pop (g: runnable groups), plus an O(log g)
-/// update per poll.
+/// Cost: one heap pop and one heap push, O(log g), per poll (g: runnable
+/// groups); pushing a task to a group that already has runnable tasks is
+/// O(1).
 #[derive(Debug, Default)]
 pub struct WeightedGroups {
-    groups: HashMap<Option<GroupId>, Group, BuildHasherDefault<FxHasher>>,
-    /// (virtual time, insertion order, group); stale entries are skipped.
-    heap: BinaryHeap<Reverse<(u128, u64, Option<GroupId>)>>,
+    index: HashMap<Option<GroupId>, usize, BuildHasherDefault<FxHasher>>,
+    groups: Slab<Group>,
+    /// (virtual time, enqueue order, group) of each queued group.
+    heap: BinaryHeap<Reverse<(u128, u64, usize)>>,
     /// Where a group that becomes runnable starts: the virtual time of the
     /// group served last.
     floor: u128,
-    pushes: u64,
+    /// The group that supplied the task being polled.
+    running: Option<usize>,
+    enqueued: u64,
     len: usize,
 }
 
@@ -53,9 +68,22 @@ impl WeightedGroups {
         WeightedGroups::default()
     }
 
-    fn enqueue(&mut self, key: Option<GroupId>, virtual_time: u128) {
-        self.pushes += 1;
-        self.heap.push(Reverse((virtual_time, self.pushes, key)));
+    fn enqueue(&mut self, slot: usize) {
+        let group = &mut self.groups[slot];
+        group.state = State::Queued;
+        self.enqueued += 1;
+        self.heap
+            .push(Reverse((group.virtual_time, self.enqueued, slot)));
+    }
+
+    /// The running group's poll is over: it queues again if it has
+    /// runnable tasks.
+    fn requeue(&mut self, slot: usize) {
+        if self.groups[slot].tasks.is_empty() {
+            self.groups[slot].state = State::Idle;
+        } else {
+            self.enqueue(slot);
+        }
     }
 }
 
@@ -63,46 +91,45 @@ impl TaskScheduler for WeightedGroups {
     fn push(&mut self, task: ReadyTask) {
         let key = task.group();
         let weight = task.group_weight().max(1);
+        let slot = match self.index.get(&key) {
+            Some(&slot) => slot,
+            None => {
+                let slot = self.groups.insert(Group {
+                    tasks: VecDeque::new(),
+                    virtual_time: self.floor,
+                    weight,
+                    state: State::Idle,
+                });
+                self.index.insert(key, slot);
+                slot
+            }
+        };
         let floor = self.floor;
-        let group = self.groups.entry(key).or_insert_with(|| Group {
-            tasks: VecDeque::new(),
-            virtual_time: floor,
-            weight,
-            queued: false,
-        });
+        let group = &mut self.groups[slot];
         group.weight = weight;
         group.tasks.push_back(task);
         self.len += 1;
-        if !group.queued {
-            group.queued = true;
+        if group.state == State::Idle {
             group.virtual_time = group.virtual_time.max(floor);
-            let virtual_time = group.virtual_time;
-            self.enqueue(key, virtual_time);
+            self.enqueue(slot);
         }
     }
 
     fn pop(&mut self) -> Option<ReadyTask> {
-        while let Some(Reverse((virtual_time, _, key))) = self.heap.pop() {
-            let Some(group) = self.groups.get_mut(&key) else {
-                continue;
-            };
-            if !group.queued || group.virtual_time != virtual_time {
-                continue;
-            }
-            let Some(task) = group.tasks.pop_front() else {
-                group.queued = false;
-                continue;
-            };
-            self.len -= 1;
-            self.floor = self.floor.max(virtual_time);
-            if group.tasks.is_empty() {
-                group.queued = false;
-            } else {
-                self.enqueue(key, virtual_time);
-            }
-            return Some(task);
+        if let Some(slot) = self.running.take() {
+            // The last task handed out was never reported as polled.
+            self.requeue(slot);
         }
-        None
+        let Reverse((virtual_time, _, slot)) = self.heap.pop()?;
+        let group = &mut self.groups[slot];
+        let Some(task) = group.tasks.pop_front() else {
+            unreachable!("a queued group has a runnable task");
+        };
+        group.state = State::Running;
+        self.running = Some(slot);
+        self.len -= 1;
+        self.floor = self.floor.max(virtual_time);
+        Some(task)
     }
 
     fn len(&self) -> usize {
@@ -110,24 +137,24 @@ impl TaskScheduler for WeightedGroups {
     }
 
     fn polled(&mut self, outcome: &PollOutcome) {
-        let key = outcome.group;
-        let Some(group) = self.groups.get_mut(&key) else {
+        let Some(&slot) = self.index.get(&outcome.group) else {
             return;
         };
+        let group = &mut self.groups[slot];
         group.virtual_time += (outcome.cpu.as_nanos() << SHIFT) / u128::from(group.weight.max(1));
-        if group.queued {
-            let virtual_time = group.virtual_time;
-            self.enqueue(key, virtual_time);
+        if self.running == Some(slot) {
+            self.running = None;
+            self.requeue(slot);
         }
     }
 
     fn group_gone(&mut self, group: GroupId) {
-        if self
-            .groups
-            .get(&Some(group))
-            .is_some_and(|g| g.tasks.is_empty())
+        let key = Some(group);
+        if let Some(&slot) = self.index.get(&key)
+            && self.groups[slot].state == State::Idle
         {
-            self.groups.remove(&Some(group));
+            self.index.remove(&key);
+            self.groups.remove(slot);
         }
     }
 }

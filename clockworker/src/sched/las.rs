@@ -1,7 +1,6 @@
 //! Least attained service: whoever has used the least CPU time runs first.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::time::Duration;
 
@@ -30,28 +29,56 @@ enum Account {
 #[derive(Debug)]
 struct Entry {
     task: ReadyTask,
-    /// Arrival order; also tells a live entry from a stale heap reference.
+    /// Arrival order; also tells a live entry from a stale reference.
     seq: u64,
     account: Account,
 }
 
+/// Service classes: 8 per doubling of attained service (see [`class`]).
+const CLASSES: usize = 512;
+const WORDS: usize = CLASSES / 64;
+
+/// The service class of `nanos` of attained service: exact below 8 ns,
+/// then 8 classes per doubling, so that two services in one class differ
+/// by less than 12.5%. Monotonic, and below [`CLASSES`] for every `u64`.
+fn class(nanos: u64) -> usize {
+    if nanos < 8 {
+        return nanos as usize;
+    }
+    let exponent = 63 - nanos.leading_zeros();
+    let mantissa = (nanos >> (exponent - 3)) & 7;
+    (((exponent - 2) as usize) << 3) | mantissa as usize
+}
+
 /// Least attained service: the runnable task whose task (or group) has used
 /// the least CPU time so far runs first, so that short requests overtake
-/// long ones. Ties go to the earliest arrival.
+/// long ones.
+///
+/// Service is compared by class: eight classes per doubling, so services
+/// within 12.5% of each other count as equal, and equals run in arrival
+/// order. (This is what makes every operation O(1); a task that has run for
+/// 1 ms still goes before one that has run for 1.2 ms.)
 ///
 /// Starvation guard: a task that has been runnable for longer than
 /// `max_wait` runs next, whatever its attained service, so long tasks still
 /// make progress under a steady stream of short ones.
 ///
-/// Cost: O(log n) per push and pop, and a hash map update per poll.
+/// Cost: O(1) per push, pop and poll (a hash map update per poll). With
+/// [`Attribution::Group`], a task whose group has run since it was queued
+/// moves to its group's new class when it comes up, at most once per class.
 #[derive(Debug)]
 pub struct LeastAttainedService {
     attribution: Attribution,
     max_wait: Duration,
     entries: Slab<Entry>,
-    by_service: BinaryHeap<Reverse<(Duration, u64, usize)>>,
+    /// Per service class, (arrival, entry) in arrival order; entries taken
+    /// by the starvation guard are left behind and skipped.
+    classes: Box<[VecDeque<(u64, usize)>]>,
+    /// Which classes are non-empty.
+    occupied: [u64; WORDS],
     by_arrival: VecDeque<(u64, usize)>,
-    attained: HashMap<Account, Duration, BuildHasherDefault<FxHasher>>,
+    /// Attained service in nanoseconds.
+    attained: HashMap<Account, u64, BuildHasherDefault<FxHasher>>,
     arrivals: u64,
 }
 
@@ -71,7 +98,8 @@ impl LeastAttainedService {
             attribution,
             max_wait,
             entries: Slab::new(),
-            by_service: BinaryHeap::new(),
+            classes: (0..CLASSES).map(|_| VecDeque::new()).collect(),
+            occupied: [0; WORDS],
             by_arrival: VecDeque::new(),
             attained: HashMap::default(),
             arrivals: 0,
@@ -85,8 +113,21 @@ impl LeastAttainedService {
         }
     }
 
-    fn attained(&self, account: Account) -> Duration {
-        self.attained.get(&account).copied().unwrap_or_default()
+    fn class_of(&self, account: Account) -> usize {
+        class(self.attained.get(&account).copied().unwrap_or_default())
+    }
+
+    fn file(&mut self, class: usize, seq: u64, slot: usize) {
+        self.classes[class].push_back((seq, slot));
+        self.occupied[class / 64] |= 1 << (class % 64);
+    }
+
+    /// The lowest non-empty class.
+    fn lowest(&self) -> Option<usize> {
+        self.occupied
+            .iter()
+            .position(|&word| word != 0)
+            .map(|word| word * 64 + self.occupied[word].trailing_zeros() as usize)
     }
 
     fn take(&mut self, slot: usize) -> ReadyTask {
@@ -114,11 +155,11 @@ impl Default for LeastAttainedService {
 impl TaskScheduler for LeastAttainedService {
     fn push(&mut self, task: ReadyTask) {
         let account = self.account(task.id(), task.group());
-        let attained = self.attained(account);
+        let class = self.class_of(account);
         self.arrivals += 1;
         let seq = self.arrivals;
         let slot = self.entries.insert(Entry { task, seq, account });
-        self.by_service.push(Reverse((attained, seq, slot)));
+        self.file(class, seq, slot);
         self.by_arrival.push_back((seq, slot));
     }
 
@@ -129,15 +170,23 @@ impl TaskScheduler for LeastAttainedService {
             self.by_arrival.pop_front();
             return Some(self.take(slot));
         }
-        while let Some(Reverse((attained, seq, slot))) = self.by_service.pop() {
+        while let Some(class) = self.lowest() {
+            let bucket = &mut self.classes[class];
+            let Some((seq, slot)) = bucket.pop_front() else {
+                unreachable!("an occupied class holds an entry");
+            };
+            if bucket.is_empty() {
+                self.occupied[class / 64] &= !(1 << (class % 64));
+            }
             let Some(entry) = self.entries.get(slot).filter(|entry| entry.seq == seq) else {
                 // Taken by the starvation guard.
                 continue;
             };
-            let current = self.attained(entry.account);
-            if current > attained {
-                // Its group ran meanwhile: take its place again.
-                self.by_service.push(Reverse((current, seq, slot)));
+            let current = self.class_of(entry.account);
+            if current > class {
+                // Its task or group ran since it was queued: it joins the
+                // class it belongs to now.
+                self.file(current, seq, slot);
                 continue;
             }
             return Some(self.take(slot));
@@ -151,15 +200,40 @@ impl TaskScheduler for LeastAttainedService {
 
     fn polled(&mut self, outcome: &PollOutcome) {
         let account = self.account(outcome.task, outcome.group);
-        *self.attained.entry(account).or_default() += outcome.cpu;
-        if outcome.finished
-            && let Account::Task(_) = account
-        {
+        if outcome.finished && matches!(account, Account::Task(_)) {
             self.attained.remove(&account);
+            return;
         }
+        let cpu = u64::try_from(outcome.cpu.as_nanos()).unwrap_or(u64::MAX);
+        let attained = self.attained.entry(account).or_default();
+        *attained = attained.saturating_add(cpu);
     }
 
     fn group_gone(&mut self, group: GroupId) {
         self.attained.remove(&Account::Group(group));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_are_monotonic_and_fine() {
+        let mut previous = 0;
+        for nanos in (0..100_000u64).chain([u64::MAX / 3, u64::MAX - 1, u64::MAX]) {
+            let c = class(nanos);
+            assert!(c >= previous, "class({nanos}) = {c} < {previous}");
+            assert!(c < CLASSES);
+            previous = c;
+        }
+        assert_eq!(class(7), 7);
+        assert_eq!(class(8), 8);
+        assert_eq!(class(15), 15);
+        assert_eq!(class(16), 16);
+        // Within 12.5%: same class; 12.5% apart: different classes.
+        assert_eq!(class(1_048_576), class(1_100_000));
+        assert!(class(1_048_576) < class(1_179_648));
+        assert!(class(1_000_000) < class(1_200_000));
     }
 }

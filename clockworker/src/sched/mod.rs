@@ -166,6 +166,12 @@ pub trait TaskScheduler: 'static {
     /// A task of this queue was polled (or, if aborted, dropped): for how
     /// long, and whether it finished (completed, panicked or was
     /// cancelled). After `finished`, the task is gone.
+    ///
+    /// Every task handed out by [`pop`](TaskScheduler::pop) is polled at
+    /// once, and `polled` is called for it before the next `pop`; a task
+    /// that wakes itself while being polled is pushed back before its
+    /// `polled` call. (Only shutdown, which drops the scheduler, breaks the
+    /// pairing.)
     fn polled(&mut self, outcome: &PollOutcome) {
         let _ = outcome;
     }
