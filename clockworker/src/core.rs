@@ -342,7 +342,7 @@ impl Core {
         bump(&queue.counters.spawned);
         if let Some(group) = header.group() {
             queue.may_track.set(true);
-            queue.groups.borrow_mut().join(group, header.group_weight);
+            queue.groups.borrow_mut().join(group, header.group_weight());
         }
     }
 
@@ -590,7 +590,7 @@ impl Core {
         if !queue.custom && group.is_none() {
             return false;
         }
-        self.current_hint.set(header.hint);
+        self.current_hint.set(header.hint());
         self.settle();
         true
     }

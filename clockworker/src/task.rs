@@ -117,13 +117,9 @@ pub(crate) struct Header {
     /// A task spawned through a `Spawner` that the executor has not seen
     /// yet (it counts it when it first drains it from the injector).
     pub(crate) fresh: AtomicBool,
-    /// The task's group in its queue (valid if `has_group`), and the
-    /// group's weight. Kept as plain fields, packed next to the flags.
-    group_id: u64,
-    has_group: bool,
-    pub(crate) group_weight: u32,
-    /// A number for the queue's scheduler (`spawn_with_hint`).
-    pub(crate) hint: u64,
+    /// The task's group and hint, boxed and present only when either is
+    /// set: every task pays 8 bytes for them, not 24.
+    placement: Option<Box<Placement>>,
 }
 
 /// Where a new task goes inside its queue: its group and scheduler hint.
@@ -150,10 +146,8 @@ impl Header {
             woken_at: AtomicU64::new(now),
             aborted: AtomicBool::new(false),
             fresh: AtomicBool::new(fresh),
-            group_id: placement.group.map_or(0, |(group, _)| group.as_u64()),
-            has_group: placement.group.is_some(),
-            group_weight: placement.group.map_or(1, |(_, weight)| weight),
-            hint: placement.hint,
+            placement: (placement.group.is_some() || placement.hint != 0)
+                .then(|| Box::new(placement)),
         }
     }
 }
@@ -162,7 +156,24 @@ impl Header {
     /// The task's group in its queue, if any.
     #[inline]
     pub(crate) fn group(&self) -> Option<GroupId> {
-        self.has_group.then_some(GroupId::new(self.group_id))
+        self.placement.as_ref()?.group.map(|(group, _)| group)
+    }
+
+    /// The weight of the task's group (1 without a group).
+    #[inline]
+    pub(crate) fn group_weight(&self) -> u32 {
+        self.placement
+            .as_ref()
+            .and_then(|placement| placement.group)
+            .map_or(1, |(_, weight)| weight)
+    }
+
+    /// The task's scheduler hint (0 by default).
+    #[inline]
+    pub(crate) fn hint(&self) -> u64 {
+        self.placement
+            .as_ref()
+            .map_or(0, |placement| placement.hint)
     }
 }
 

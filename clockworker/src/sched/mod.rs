@@ -240,14 +240,14 @@ impl ReadyTask {
 
     /// The weight of the task's group (1 for a task without a group).
     pub fn group_weight(&self) -> u32 {
-        self.header().group_weight
+        self.header().group_weight()
     }
 
     /// The task's hint: a number given at spawn (`spawn_with_hint`) for the
     /// queue's scheduler to read, such as a deadline or a priority; 0 by
     /// default.
     pub fn hint(&self) -> u64 {
-        self.header().hint
+        self.header().hint()
     }
 
     /// Where the task was spawned.
