@@ -69,13 +69,13 @@ impl<K: Copy + fmt::Debug> GroupHandle<K> {
     /// [`BuildError::ZeroWeight`] or [`BuildError::WeightTooLarge`] (the
     /// `key` names the group).
     pub fn with_weight(self, weight: u32) -> Result<GroupHandle<K>, BuildError> {
-        let key = format!("{:?} group {}", self.queue.key(), self.id);
+        let key = || format!("{:?} group {}", self.queue.key(), self.id);
         if weight == 0 {
-            return Err(BuildError::ZeroWeight { key });
+            return Err(BuildError::ZeroWeight { key: key() });
         }
         if weight > MAX_WEIGHT {
             return Err(BuildError::WeightTooLarge {
-                key,
+                key: key(),
                 weight,
                 max: MAX_WEIGHT,
             });
