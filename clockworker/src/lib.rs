@@ -112,6 +112,7 @@ mod builder;
 mod clock;
 mod context;
 mod core;
+mod doorbell;
 mod eevdf;
 mod executor;
 mod group;
@@ -124,6 +125,7 @@ mod runqueue;
 pub mod sched;
 mod shared;
 mod stats;
+mod sync;
 mod task;
 mod yield_now;
 

@@ -94,7 +94,7 @@ impl<F: Future> Future for RunUntil<'_, F> {
         let main = &*this.main;
         let enter = context::enter(core);
         // While we run, remote wakes need not wake the host.
-        core.shared.host_waker.take();
+        core.shared.unregister_host();
         main.host.take();
         core.begin_host_turn(*this.host_yield);
 
@@ -120,10 +120,10 @@ impl<F: Future> Future for RunUntil<'_, F> {
                     return Poll::Pending;
                 }
                 Exit::Idle => {
-                    core.shared.host_waker.register(cx.waker());
+                    // Registers, then re-checks, so no wake-up is lost.
+                    let attention = core.shared.register_host(cx.waker());
                     main.host.register(cx.waker());
-                    // Re-check after registering, so no wake-up is lost.
-                    if core.shared.attention() & REMOTE != 0 || main.woken.load(Ordering::Acquire) {
+                    if attention & REMOTE != 0 || main.woken.load(Ordering::Acquire) {
                         continue;
                     }
                     core.note_idle_wait();

@@ -10,21 +10,33 @@
 //!
 //! # Waking the host
 //!
-//! When the executor has nothing to run it registers its host's waker in
-//! `host_waker` and re-checks `attention` before returning `Pending`. A
-//! thread that injects work first sets the attention bit and then, only if
-//! it was the one to set it, wakes `host_waker`. Either the executor sees the
-//! bit on its re-check, or the injecting thread finds the registered waker:
-//! no wake-up is lost. While the executor runs, the waker is taken out, so
-//! remote wakes cost no host wake-up at all.
+//! The attention bits and the host's waker form a [`Doorbell`], whose doc
+//! comment states the protocol and its invariants. In short: when the
+//! executor has nothing to run it registers its host's waker and re-checks
+//! the bits before returning `Pending`; a thread that injects work pushes it
+//! under the injector's lock, then sets the bit and, only if it was the one
+//! to set it, wakes the host. Either the executor sees the bit on its
+//! re-check, or the injecting thread finds the registered waker: no wake-up
+//! is lost. While the executor runs, the waker is taken out, so remote wakes
+//! cost no host wake-up at all.
+//!
+//! # Closing
+//!
+//! [`close`](Shared::close) and the check in
+//! [`inject_new`](Shared::inject_new) happen under the injector's lock, so a
+//! spawn racing the executor's drop is either refused (and handed back) or
+//! pushed before the close, where the shutdown's drain after `close` finds
+//! it: never both, never lost.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Waker;
 
 use async_task::Runnable;
-use atomic_waker::AtomicWaker;
 
 use crate::clock::Clock;
+use crate::doorbell::Doorbell;
+use crate::sync::{Mutex, MutexGuard};
 use crate::task::{Header, TaskId};
 
 /// Work was injected: drain the injector.
@@ -54,19 +66,19 @@ pub(crate) struct Injected {
 /// State shared between the executor thread and everyone else.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    attention: AtomicU8,
+    /// The attention bits and the host's waker.
+    doorbell: Doorbell,
     injector: Mutex<Injector>,
-    pub(crate) host_waker: AtomicWaker,
     pub(crate) clock: Clock,
+    /// A statistic, not part of the protocol: `std` even under loom.
     remote_schedules: AtomicU64,
 }
 
 impl Shared {
     pub(crate) fn new(clock: Clock) -> Shared {
         Shared {
-            attention: AtomicU8::new(0),
+            doorbell: Doorbell::new(),
             injector: Mutex::new(Injector::default()),
-            host_waker: AtomicWaker::new(),
             clock,
             remote_schedules: AtomicU64::new(0),
         }
@@ -81,20 +93,31 @@ impl Shared {
     /// The attention bits, for a cheap check at each poll boundary.
     #[inline]
     pub(crate) fn attention(&self) -> u8 {
-        self.attention.load(Ordering::Relaxed)
+        self.doorbell.attention()
     }
 
     /// Clears `bit` (before acting on it, so that a later setter wakes again).
     #[inline]
     pub(crate) fn clear(&self, bit: u8) {
-        self.attention.fetch_and(!bit, Ordering::AcqRel);
+        self.doorbell.clear(bit);
     }
 
     /// Sets `bit` and wakes the host if the executor may be waiting.
     pub(crate) fn notify(&self, bit: u8) {
-        if self.attention.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
-            self.host_waker.wake();
-        }
+        self.doorbell.notify(bit);
+    }
+
+    /// The executor is going idle: registers the host's waker for the next
+    /// `notify`, then returns the attention bits already set, which the
+    /// caller must act on rather than wait for (see [`Doorbell::register`]).
+    #[must_use = "a bit set before the waker was registered is only reported here"]
+    pub(crate) fn register_host(&self, waker: &Waker) -> u8 {
+        self.doorbell.register(waker)
+    }
+
+    /// The executor is running: remote wakes need not wake the host.
+    pub(crate) fn unregister_host(&self) {
+        self.doorbell.unregister();
     }
 
     /// Hands a woken task to the executor from outside its run loop. Always
