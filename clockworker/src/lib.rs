@@ -120,6 +120,7 @@ mod join;
 mod key;
 mod macro_support;
 mod macros;
+mod park;
 mod run;
 mod runqueue;
 pub mod sched;

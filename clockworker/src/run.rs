@@ -8,13 +8,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
-use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 
 use crate::context;
 use crate::core::{Core, Exit};
+use crate::park::Parker;
 use crate::shared::{MAIN, REMOTE, Shared};
 
 /// Wakes the future passed to `run_until`: flags it, gets the run loop's
@@ -165,62 +164,16 @@ fn run_tasks(core: &Core) -> Exit {
     core.run_tasks()
 }
 
-/// Wakes a thread parked in [`block_on`].
-struct Unparker {
-    thread: Thread,
-    notified: AtomicBool,
-}
-
-impl Wake for Unparker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !self.notified.swap(true, Ordering::Release) {
-            self.thread.unpark();
-        }
-    }
-}
-
-/// How long `block_on` spins, checking for a wake-up, before it parks the
-/// thread: a reply that arrives within microseconds is much cheaper to catch
-/// awake than through a futex sleep and wake-up.
-const SPIN_BEFORE_PARK: Duration = Duration::from_micros(10);
-
 /// Polls `future` on this thread, parking it while the future is pending.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    let unparker = Arc::new(Unparker {
-        thread: thread::current(),
-        notified: AtomicBool::new(false),
-    });
-    let waker = Waker::from(unparker.clone());
+    let parker = Parker::new();
+    let waker = parker.waker();
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
         }
-        wait_for(&unparker.notified);
-    }
-}
-
-/// Waits until `notified` is set (and clears it): spins briefly, then
-/// parks.
-fn wait_for(notified: &AtomicBool) {
-    let spin_until = Instant::now() + SPIN_BEFORE_PARK;
-    loop {
-        for _ in 0..32 {
-            if notified.swap(false, Ordering::Acquire) {
-                return;
-            }
-            std::hint::spin_loop();
-        }
-        if Instant::now() >= spin_until {
-            break;
-        }
-    }
-    while !notified.swap(false, Ordering::Acquire) {
-        thread::park();
+        parker.park();
     }
 }

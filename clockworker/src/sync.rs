@@ -3,7 +3,8 @@
 //! are built (`RUSTFLAGS="--cfg clockworker_loom"`, unit tests only).
 //!
 //! Only the protocol's own types ([`Doorbell`](crate::doorbell::Doorbell),
-//! the injector in [`Shared`](crate::shared::Shared)) take their atomics, locks, waker slot
+//! the injector in [`Shared`](crate::shared::Shared), the
+//! [`Parker`](crate::park::Parker)) take their atomics, locks, waker slot
 //! and thread parking from here, so that the loom models exercise exactly
 //! the code the executor runs. Counters that only feed statistics stay on
 //! `std` (loom would only multiply the interleavings it explores).
@@ -21,10 +22,27 @@ pub(crate) mod atomic {
     pub(crate) use std::sync::atomic::Ordering;
 
     #[cfg(not(all(test, clockworker_loom)))]
-    pub(crate) use std::sync::atomic::AtomicU8;
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8};
 
     #[cfg(all(test, clockworker_loom))]
-    pub(crate) use loom::sync::atomic::AtomicU8;
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8};
+}
+
+pub(crate) mod thread {
+    #[cfg(not(all(test, clockworker_loom)))]
+    pub(crate) use std::thread::{Thread, current, park};
+
+    #[cfg(all(test, clockworker_loom))]
+    pub(crate) use loom::thread::{Thread, current, park};
+}
+
+pub(crate) mod hint {
+    /// A busy-wait hint; under loom, a yield to the other modelled threads.
+    #[cfg(not(all(test, clockworker_loom)))]
+    pub(crate) use std::hint::spin_loop;
+
+    #[cfg(all(test, clockworker_loom))]
+    pub(crate) use loom::hint::spin_loop;
 }
 
 #[cfg(not(all(test, clockworker_loom)))]
