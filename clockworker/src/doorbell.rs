@@ -41,7 +41,8 @@ use crate::sync::atomic::{AtomicU8, Ordering};
 /// registered waker. The two cannot both miss: registering and waking are
 /// ordered by the waker slot's own synchronization (an atomic state word in
 /// `atomic-waker`), and a wake that races a registration wakes the new
-/// waker itself.
+/// waker itself. The loom models in `loom_tests` check this, with the
+/// injector and every interleaving of ringers against the executor.
 ///
 /// While the executor runs it [`unregister`](Doorbell::unregister)s, so
 /// that rings cost no host wake-up at all; it then sees the bits at its next

@@ -118,6 +118,8 @@ mod executor;
 mod group;
 mod join;
 mod key;
+#[cfg(all(test, clockworker_loom))]
+mod loom_tests;
 mod macro_support;
 mod macros;
 mod park;

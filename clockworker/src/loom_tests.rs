@@ -1,0 +1,364 @@
+//! Loom models of the cross-thread wake protocol: the injector and the
+//! [`Doorbell`](crate::doorbell::Doorbell) in [`Shared`], and the
+//! [`Parker`] under `Executor::block_on`.
+//!
+//! Each model runs the crate's own code (its atomics, lock, waker slot and
+//! thread parking come from loom through `crate::sync`) under every
+//! interleaving loom can produce, and checks that no wake-up or spawn from
+//! another thread is lost. Run them with
+//!
+//! ```text
+//! RUSTFLAGS="--cfg clockworker_loom" cargo test -p clockworker --no-default-features --lib --release loom
+//! ```
+//!
+//! (add `-- --nocapture` to see how many executions each model explored).
+//!
+//! The injected tasks are real `async-task` runnables carrying the
+//! executor's `Header`, never polled, told apart by their `TaskId`. Where
+//! the run loop lives in `Core`, the model's executor repeats its steps in
+//! the same order (see [`Executor`]); the steps themselves are `Shared`'s
+//! methods.
+//!
+//! One thing is not modelled: `atomic-waker`'s `AtomicWaker`. Under loom the
+//! waker slot is loom's own lock-based `AtomicWaker`, which has the same
+//! contract (a wake racing a registration wakes the new waker).
+//!
+//! The park models never `join` a thread that may unpark the joiner: loom
+//! 0.7 aborts when an unpark reaches a thread blocked in `join` (loom issue
+//! 249), where std only makes the token available. They leave those threads
+//! unjoined; loom still runs every thread to its end and reports a thread
+//! left parked as a deadlock.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use async_task::{Builder, Runnable};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::thread;
+
+use crate::clock::Clock;
+use crate::park::Parker;
+use crate::shared::{Injected, REMOTE, Shared};
+use crate::task::{Header, Placement, TaskId, TaskLabel};
+
+/// Runs `model` under loom and prints how many executions it explored
+/// (`--nocapture` shows it). `LOOM_MAX_PREEMPTIONS` bounds the search as
+/// usual; every model here is small enough to explore without a bound.
+fn check(model: impl Fn() + Sync + Send + 'static) {
+    let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = executions.clone();
+    loom::model::Builder::new().check(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        model();
+    });
+    println!(
+        "{} executions explored",
+        executions.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+fn new_shared() -> Arc<Shared> {
+    Arc::new(Shared::new(Clock::get()))
+}
+
+/// A task of `shared`'s executor that is never polled, and its id.
+fn new_task(shared: &Arc<Shared>, spawned_remotely: bool) -> (Runnable<Header>, TaskId) {
+    let header = Header::new(
+        shared.clone(),
+        0,
+        TaskLabel::caller(),
+        0,
+        spawned_remotely,
+        Placement::default(),
+    );
+    let id = header.id;
+    let (runnable, task) = Builder::new()
+        .metadata(header)
+        .spawn(|_| async {}, |_: Runnable<Header>| {});
+    task.detach();
+    (runnable, id)
+}
+
+/// A host's waker that counts its wake-ups, in a loom atomic.
+#[derive(Default)]
+struct Host {
+    wakes: AtomicUsize,
+}
+
+impl Wake for Host {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// The executor as `RunUntil::poll` and `Core::run_loop` drive it, with no
+/// tasks of its own: what matters here is what it does with the injector
+/// and the doorbell.
+struct Executor {
+    shared: Arc<Shared>,
+    host: Arc<Host>,
+    waker: Waker,
+    /// Everything taken out of the injector, in order.
+    drained: Vec<TaskId>,
+}
+
+impl Executor {
+    fn new(shared: &Arc<Shared>) -> Executor {
+        let host = Arc::new(Host::default());
+        Executor {
+            shared: shared.clone(),
+            waker: Waker::from(host.clone()),
+            host,
+            drained: Vec::new(),
+        }
+    }
+
+    /// One poll by the host: `RunUntil::poll` takes the waker out, runs the
+    /// loop (a poll boundary: if `REMOTE` is set, drain), and on
+    /// `Exit::Idle` registers and re-checks, looping again on a set bit.
+    fn host_poll(&mut self) {
+        self.shared.unregister_host();
+        loop {
+            if self.shared.attention() & REMOTE != 0 {
+                self.drain_injected();
+            }
+            // Nothing to run: `Exit::Idle`.
+            if self.shared.register_host(&self.waker) & REMOTE == 0 {
+                return;
+            }
+        }
+    }
+
+    /// `Core::drain_injected`: clear the bit, then take.
+    fn drain_injected(&mut self) {
+        self.shared.clear(REMOTE);
+        let mut batch = Injected::default();
+        self.shared.take_injected(&mut batch);
+        self.drained
+            .extend(batch.tasks.iter().map(|runnable| runnable.metadata().id));
+    }
+
+    /// The host polls again for each wake-up, until none is pending: the
+    /// other threads are done.
+    fn settle(&mut self) {
+        while self.host.wakes.swap(0, Ordering::Acquire) > 0 {
+            self.host_poll();
+        }
+    }
+
+    /// The executor is asleep with no wake-up pending: nothing may be left
+    /// behind for it, announced or not.
+    fn assert_nothing_left_behind(&self) {
+        if self.host.wakes.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        assert_eq!(
+            self.shared.attention() & REMOTE,
+            0,
+            "the executor sleeps with REMOTE set and no wake-up pending",
+        );
+        let mut batch = Injected::default();
+        self.shared.take_injected(&mut batch);
+        assert!(
+            batch.tasks.is_empty(),
+            "lost wake-up: the executor sleeps, {} task(s) wait in the injector",
+            batch.tasks.len(),
+        );
+    }
+}
+
+/// The executor goes idle (register, re-check) while another thread wakes
+/// one of its tasks: either the re-check sees `REMOTE` or the host is
+/// woken, and the task is drained exactly once.
+#[test]
+fn loom_idle_executor_and_remote_wake() {
+    check(|| {
+        let shared = new_shared();
+        let (runnable, id) = new_task(&shared, false);
+        let remote = {
+            let shared = shared.clone();
+            thread::spawn(move || shared.inject(runnable))
+        };
+
+        let mut executor = Executor::new(&shared);
+        executor.host_poll();
+        let saw_it = executor.drained.contains(&id);
+        remote.join().unwrap();
+
+        executor.assert_nothing_left_behind();
+        let wakes = executor.host.wakes.load(Ordering::Acquire);
+        assert!(saw_it || wakes > 0, "neither the re-check nor a wake-up");
+        assert!(
+            wakes <= 1,
+            "only the thread that set the bit wakes the host"
+        );
+        executor.settle();
+        executor.assert_nothing_left_behind();
+        assert_eq!(executor.drained, [id]);
+    });
+}
+
+/// The run loop (clear `REMOTE`, then drain; register and re-check when
+/// idle) against two threads that inject at once, one a wake and one a
+/// spawn: each task is drained exactly once, and the executor never sleeps
+/// with a task in the injector and no wake-up coming.
+#[test]
+fn loom_run_loop_and_two_injecting_threads() {
+    check(|| {
+        let shared = new_shared();
+        let (woken, woken_id) = new_task(&shared, false);
+        let (spawned, spawned_id) = new_task(&shared, true);
+        let waker_thread = {
+            let shared = shared.clone();
+            thread::spawn(move || shared.inject(woken))
+        };
+        let spawner_thread = {
+            let shared = shared.clone();
+            thread::spawn(move || shared.inject_new(spawned).is_ok())
+        };
+
+        let mut executor = Executor::new(&shared);
+        executor.host_poll();
+        waker_thread.join().unwrap();
+        assert!(spawner_thread.join().unwrap(), "the executor is open");
+
+        executor.assert_nothing_left_behind();
+        executor.settle();
+        executor.assert_nothing_left_behind();
+        let mut drained = executor.drained.clone();
+        drained.sort();
+        let mut expected = vec![woken_id, spawned_id];
+        expected.sort();
+        assert_eq!(drained, expected, "each task drained exactly once");
+    });
+}
+
+/// A `Spawner` spawns while the executor is dropped (`Core::shutdown`:
+/// close, then drain): the spawn is either accepted and drained by the
+/// shutdown, or refused and handed back; never both, never lost.
+#[test]
+fn loom_close_and_remote_spawn() {
+    check(|| {
+        let shared = new_shared();
+        let (runnable, id) = new_task(&shared, true);
+        let spawner = {
+            let shared = shared.clone();
+            thread::spawn(move || {
+                shared
+                    .inject_new(runnable)
+                    .map_err(|refused| refused.metadata().id)
+            })
+        };
+
+        shared.close();
+        let mut batch = Injected::default();
+        shared.take_injected(&mut batch);
+        let shut_down: Vec<TaskId> = batch.tasks.iter().map(|r| r.metadata().id).collect();
+        drop(batch);
+
+        match spawner.join().unwrap() {
+            Ok(()) => assert_eq!(shut_down, [id], "accepted, so drained by shutdown"),
+            Err(refused) => {
+                assert_eq!(refused, id);
+                assert!(shut_down.is_empty(), "refused, yet drained too");
+            }
+        }
+        assert!(shared.is_closed());
+        let mut late = Injected::default();
+        shared.take_injected(&mut late);
+        assert!(late.tasks.is_empty(), "a spawn slipped in after the close");
+    });
+}
+
+/// A future that, on its first poll, has `wanted` threads each bump a
+/// counter and wake it; ready once all have.
+struct Replies {
+    wanted: usize,
+    received: Arc<AtomicUsize>,
+    asked: bool,
+}
+
+impl Replies {
+    fn new(wanted: usize) -> Replies {
+        Replies {
+            wanted,
+            received: Arc::new(AtomicUsize::new(0)),
+            asked: false,
+        }
+    }
+}
+
+impl Future for Replies {
+    type Output = usize;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+        if !self.asked {
+            self.asked = true;
+            for _ in 0..self.wanted {
+                let received = self.received.clone();
+                let waker = cx.waker().clone();
+                // Not joined: see the module docs.
+                thread::spawn(move || {
+                    received.fetch_add(1, Ordering::Release);
+                    waker.wake();
+                });
+            }
+        }
+        match self.received.load(Ordering::Acquire) {
+            all if all == self.wanted => Poll::Ready(all),
+            _ => Poll::Pending,
+        }
+    }
+}
+
+/// `block_on` parks while another thread replies and wakes it: the wake
+/// is never slept through (loom reports a deadlock if the thread stays
+/// parked).
+#[test]
+fn loom_block_on_and_one_reply() {
+    check(|| {
+        assert_eq!(crate::run::block_on(Replies::new(1)), 1);
+    });
+}
+
+/// Two wakes race each other and the parking thread; the second may find
+/// `notified` already set and skip the unpark. `block_on` still sees both
+/// replies.
+#[test]
+fn loom_block_on_and_two_racing_replies() {
+    check(|| {
+        assert_eq!(crate::run::block_on(Replies::new(2)), 2);
+    });
+}
+
+/// An unpark from elsewhere (the thread's token is shared with any other
+/// code on it) does not make `park` return without a wake: it returns only
+/// once the waker has run, and then sees what the waker wrote before it.
+#[test]
+fn loom_park_ignores_a_spurious_unpark() {
+    check(|| {
+        let parker = Parker::new();
+        let replied = Arc::new(AtomicBool::new(false));
+        // Neither thread is joined: see the module docs.
+        let this_thread = thread::current();
+        thread::spawn(move || this_thread.unpark());
+        let waker = parker.waker();
+        let replier_wrote = replied.clone();
+        thread::spawn(move || {
+            replier_wrote.store(true, Ordering::Relaxed);
+            waker.wake();
+        });
+
+        parker.park();
+        assert!(
+            replied.load(Ordering::Relaxed),
+            "park returned before the wake"
+        );
+    });
+}
