@@ -9,7 +9,9 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::core::{Config, Core};
 use crate::eevdf::MAX_WEIGHT;
+use crate::error::BuildError;
 use crate::executor::Executor;
+use crate::handle::Handle;
 use crate::key::KeyTable;
 use crate::sched::{Fifo, TaskScheduler};
 
@@ -202,7 +204,6 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
         let clock = Clock::get();
         let config = Config {
             slice: clock.to_ticks(self.time_slice),
-            short_poll: clock.to_ticks(Duration::from_micros(1)),
             host_yield: clock.to_ticks(self.host_yield_interval),
             propagate_panics: self.panic_on_task_panic,
         };
@@ -214,7 +215,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
         let names = keys.iter().map(|key| format!("{key:?}")).collect();
         let keys = Rc::new(KeyTable::new(keys));
         let core = Rc::new(Core::new(queues, config, clock, keys.clone(), names));
-        Ok(Executor::new(core, keys))
+        Ok(Executor::new(Handle::new(core, keys)))
     }
 }
 
@@ -236,51 +237,3 @@ impl<K: fmt::Debug> fmt::Debug for ExecutorBuilder<K> {
             .finish()
     }
 }
-
-/// Why [`ExecutorBuilder::build`] refused a configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// No queue was configured.
-    NoQueues,
-    /// The same key was configured twice.
-    DuplicateQueue {
-        /// The key, as its `Debug` output.
-        key: String,
-    },
-    /// A queue has weight zero.
-    ZeroWeight {
-        /// The key, as its `Debug` output.
-        key: String,
-    },
-    /// A queue's weight is above the maximum.
-    WeightTooLarge {
-        /// The key, as its `Debug` output.
-        key: String,
-        /// The weight given.
-        weight: u32,
-        /// The largest weight allowed.
-        max: u32,
-    },
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::NoQueues => f.write_str(
-                "no queues configured: add at least one with `ExecutorBuilder::with_queue(key, weight)`",
-            ),
-            BuildError::DuplicateQueue { key } => {
-                write!(f, "queue {key} is configured more than once; queue keys must be distinct")
-            }
-            BuildError::ZeroWeight { key } => {
-                write!(f, "queue {key} has weight 0; weights must be at least 1")
-            }
-            BuildError::WeightTooLarge { key, weight, max } => {
-                write!(f, "queue {key} has weight {weight}; weights must be at most {max}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for BuildError {}

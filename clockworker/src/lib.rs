@@ -113,30 +113,39 @@ mod clock;
 mod context;
 mod core;
 mod eevdf;
+mod error;
 mod executor;
 mod group;
+mod handle;
 mod join;
 mod key;
 mod macro_support;
 mod macros;
+mod queue;
 mod run;
 mod runqueue;
 pub mod sched;
 mod shared;
+mod spawner;
 mod stats;
 mod task;
 mod yield_now;
 
-pub use builder::{BuildError, ExecutorBuilder};
+pub use builder::ExecutorBuilder;
 #[cfg(feature = "macros")]
 pub use clockworker_macros::{QueueKey, main, test};
-pub use executor::{Executor, QueueHandle, Spawner, UnknownQueue};
-pub use group::GroupHandle;
-pub use join::{JoinError, JoinHandle, TaskPanic};
+pub use eevdf::MAX_WEIGHT;
+pub use error::{BuildError, JoinError, TaskPanic, TryCurrentError, UnknownQueue};
+pub use executor::Executor;
+pub use group::{GroupHandle, GroupSpawner};
+pub use handle::Handle;
+pub use join::JoinHandle;
 pub use key::QueueKey;
+pub use queue::QueueHandle;
 pub use run::RunUntil;
+pub use spawner::Spawner;
 pub use stats::{DelayStats, ExecutorStats, GroupStats, QueueStats};
-pub use task::{TaskId, TaskLabel};
+pub use task::{GroupId, TaskId, TaskLabel};
 pub use yield_now::{YieldMaybe, YieldNow, yield_maybe, yield_now};
 
 /// Support for the macros; not a public API.

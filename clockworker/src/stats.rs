@@ -13,7 +13,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::sched::GroupId;
+use crate::task::GroupId;
 
 /// Sub-buckets per power of two: 16 gives percentiles within about 6%.
 const SUB_BITS: u32 = 4;
@@ -140,6 +140,15 @@ impl QueueCounters {
     }
 }
 
+/// Executor-wide counters, updated by the executor thread.
+#[derive(Debug, Default)]
+pub(crate) struct ExecutorCounters {
+    /// `run_until` handed control back to its host while work was runnable.
+    pub(crate) host_yields: Cell<u64>,
+    /// `run_until` returned `Pending` with nothing runnable.
+    pub(crate) idle_waits: Cell<u64>,
+}
+
 #[inline]
 pub(crate) fn bump(cell: &Cell<u64>) {
     cell.set(cell.get() + 1);
@@ -261,6 +270,20 @@ pub struct ExecutorStats<K> {
 }
 
 impl<K> ExecutorStats<K> {
+    /// The stats of the queue with this key.
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue("bg", 2).build().unwrap();
+    /// assert_eq!(executor.stats().queue("bg").unwrap().weight, 2);
+    /// assert!(executor.stats().queue("fg").is_none());
+    /// ```
+    pub fn queue(&self, key: K) -> Option<&QueueStats<K>>
+    where
+        K: PartialEq,
+    {
+        self.queues.iter().find(|queue| queue.key == key)
+    }
+
     /// Task polls over all queues.
     pub fn polls(&self) -> u64 {
         self.queues.iter().map(|q| q.polls).sum()

@@ -47,44 +47,13 @@ use async_task::Runnable;
 use crate::clock::Clock;
 use crate::task::{Header, TaskId, TaskLabel};
 
+/// Re-exported here, where schedulers meet it; defined beside
+/// [`TaskId`](crate::TaskId).
+pub use crate::task::GroupId;
+
 pub use groups::WeightedGroups;
 pub use las::{Attribution, LeastAttainedService};
 pub use lifo::Lifo;
-
-/// A task group's id within its queue, chosen by the user (a tenant id, a
-/// stream id...).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupId(u64);
-
-impl GroupId {
-    /// The group with this number.
-    pub const fn new(id: u64) -> GroupId {
-        GroupId(id)
-    }
-
-    /// The group's number.
-    pub const fn as_u64(self) -> u64 {
-        self.0
-    }
-}
-
-impl From<u64> for GroupId {
-    fn from(id: u64) -> GroupId {
-        GroupId(id)
-    }
-}
-
-impl fmt::Debug for GroupId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GroupId({})", self.0)
-    }
-}
-
-impl fmt::Display for GroupId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// Orders the runnable tasks of one queue.
 ///
@@ -208,12 +177,15 @@ pub struct PollOutcome {
 pub struct ReadyTask {
     /// `None` only once handed back to the executor.
     runnable: Option<Runnable<Header>>,
+    /// The weight of the task's group when it became runnable.
+    group_weight: u32,
 }
 
 impl ReadyTask {
-    pub(crate) fn new(runnable: Runnable<Header>) -> ReadyTask {
+    pub(crate) fn new(runnable: Runnable<Header>, group_weight: u32) -> ReadyTask {
         ReadyTask {
             runnable: Some(runnable),
+            group_weight,
         }
     }
 
@@ -238,9 +210,12 @@ impl ReadyTask {
         self.header().group()
     }
 
-    /// The weight of the task's group (1 for a task without a group).
+    /// The weight of the task's group when the task became runnable (1 for
+    /// a task without a group). A group keeps the weight it was last given
+    /// explicitly ([`GroupHandle::with_weight`](crate::GroupHandle::with_weight),
+    /// [`GroupSpawner::with_weight`](crate::GroupSpawner::with_weight)).
     pub fn group_weight(&self) -> u32 {
-        self.header().group_weight()
+        self.group_weight
     }
 
     /// The task's hint: a number given at spawn (`spawn_with_hint`) for the
