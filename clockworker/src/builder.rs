@@ -111,7 +111,7 @@ impl<K> ExecutorBuilder<K> {
     ///     .unwrap();
     /// assert_eq!(
     ///     executor.queue_stats("requests").unwrap().scheduler,
-    ///     std::any::type_name::<LeastAttainedService>()
+    ///     "LeastAttainedService"
     /// );
     /// ```
     pub fn with_queue_scheduler<S: TaskScheduler>(
@@ -131,12 +131,34 @@ impl<K> ExecutorBuilder<K> {
     }
 
     /// Whether a panic in a task panics the executor's caller (`true`, the
-    /// default, like tokio's current-thread runtime): the panic resumes out
-    /// of [`run_until`](Executor::run_until) / [`block_on`](Executor::block_on)
-    /// with the task's own payload. With `false`, the panic is caught and the
-    /// task's [`JoinHandle`](crate::JoinHandle) resolves to
-    /// [`JoinError::Panic`](crate::JoinError::Panic); the executor and its
-    /// other tasks carry on.
+    /// default): the panic resumes out of [`run_until`](Executor::run_until) /
+    /// [`block_on`](Executor::block_on) with the task's own payload, and the
+    /// task's [`JoinHandle`](crate::JoinHandle) gets
+    /// [`JoinError::Panic`](crate::JoinError::Panic) with its message. With
+    /// `false`, the panic is caught and delivered to the handle only, payload
+    /// and all; the executor and its other tasks carry on (tokio's default
+    /// for spawned tasks; `true` is closer to tokio's
+    /// `unhandled_panic(ShutdownRuntime)`, except that the executor stays
+    /// usable).
+    ///
+    /// Either way a panic from a future's `Drop` while its task is aborted
+    /// counts as the task's panic (as in tokio): the handle resolves to
+    /// `JoinError::Panic`. When the drop happens outside any run (the
+    /// executor being dropped, a spawn onto a dropped executor) it goes to
+    /// the handle only.
+    ///
+    /// ```
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue(0, 1)
+    ///     .with_panic_on_task_panic(false)
+    ///     .build()
+    ///     .unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let error = executor.block_on(queue.spawn(async { panic!("boom") })).unwrap_err();
+    /// assert_eq!(error.to_string().rsplit(": ").next(), Some("boom"));
+    /// ```
     pub fn with_panic_on_task_panic(mut self, panic: bool) -> Self {
         self.panic_on_task_panic = panic;
         self

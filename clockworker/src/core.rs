@@ -78,7 +78,7 @@ use crate::task::{self, Header, Outcome, Placement, Signal, TaskId, TaskLabel, T
 
 pub(crate) use poll::PollInProgress;
 pub(crate) use queue::LocalQueue;
-pub(crate) use registry::{Registry, should_shrink};
+pub(crate) use registry::{KEEP, Registry, should_shrink};
 pub(crate) use turn::Turn;
 
 /// Tunables, in clock ticks.
@@ -97,6 +97,16 @@ pub(crate) struct Config {
 /// an orchestrating future, without a round trip through it per task (a
 /// future that awaits many join handles in turn is woken once per task).
 const MAIN_BATCH: u32 = 64;
+
+/// What the run loop does next.
+enum Next<'a> {
+    /// A task, and the queue it counts in (its own; see `next_task`).
+    Task(Runnable<Header>, &'a LocalQueue),
+    /// The running queue ran dry and its turn ended.
+    RanDry,
+    /// Nothing is runnable.
+    Idle,
+}
 
 /// Why the run loop stopped.
 pub(crate) enum Exit {
@@ -211,6 +221,7 @@ impl Core {
     /// The spec of a task spawned onto queue `index` from this thread.
     /// With no `placement`, a task spawned onto the queue of the task being
     /// polled joins that task's group.
+    #[inline]
     fn local_spec(&self, index: u32, label: TaskLabel, placement: Option<Placement>) -> TaskSpec {
         let now = if self.poll.in_run() {
             self.turn.now()
@@ -370,9 +381,6 @@ impl Core {
         self.turn.start_loop();
         let exit = self.run_loop();
         self.turn.settle();
-        if matches!(exit, Exit::Idle | Exit::HostYield) {
-            self.trim();
-        }
         exit
     }
 
@@ -393,14 +401,14 @@ impl Core {
                 }
             }
 
-            let Some(runnable) = self.next_task() else {
-                return Exit::Idle;
+            // `queue`: the queue the task was spawned on (see `next_task`).
+            let (runnable, queue) = match self.next_task() {
+                Next::Task(runnable, queue) => (runnable, queue),
+                Next::RanDry => continue,
+                Next::Idle => return Exit::Idle,
             };
             let header = runnable.metadata();
             let id = header.id;
-            // Counted in the queue the task was spawned on (see
-            // `next_task`).
-            let queue = &self.queues[header.queue as usize];
             // Grouped tasks and custom schedulers need this poll's own CPU
             // time and hear about it; queues that use neither skip it all.
             let tracked = queue.may_track.get() && self.track_start(queue, header);
@@ -434,33 +442,32 @@ impl Core {
             }
             let counters = &queue.counters;
             let mut panicked = false;
-            match answer {
-                Signal::Pending { first } => {
+            if let Signal::Pending { first } = answer {
+                // The common case first: the task is pending.
+                bump(&counters.polls);
+                if first && let Some(waker) = task::take_parked_waker() {
+                    self.registry.park(id, waker);
+                }
+                if aborted_during_poll {
+                    // Parked now: wake it so that it sees the abort.
+                    self.wake_for_abort(id);
+                }
+            } else if let Signal::Finished { outcome, parked } = answer {
+                self.registry.retire(id, parked);
+                if request == Signal::Poll {
                     bump(&counters.polls);
-                    if first && let Some(waker) = task::take_parked_waker() {
-                        self.registry.park(id, waker);
-                    }
-                    if aborted_during_poll {
-                        // Parked now: wake it so that it sees the abort.
-                        self.wake_for_abort(id);
+                }
+                match outcome {
+                    Outcome::Completed => bump(&counters.completed),
+                    Outcome::Cancelled => bump(&counters.cancelled),
+                    Outcome::Panicked => {
+                        bump(&counters.panicked);
+                        panicked = true;
                     }
                 }
-                Signal::Finished { outcome, parked } => {
-                    self.registry.retire(id, parked);
-                    if request == Signal::Poll {
-                        bump(&counters.polls);
-                    }
-                    match outcome {
-                        Outcome::Completed => bump(&counters.completed),
-                        Outcome::Cancelled => bump(&counters.cancelled),
-                        Outcome::Panicked => {
-                            bump(&counters.panicked);
-                            panicked = true;
-                        }
-                    }
-                }
+            } else {
                 // No task future ran: the task had already closed.
-                Signal::Poll | Signal::Abort | Signal::Drop => self.registry.retire(id, true),
+                self.registry.retire(id, true);
             }
             if (panicked || escaped.is_some())
                 && let Some(payload) = self.propagating(escaped)
@@ -475,8 +482,9 @@ impl Core {
     }
 
     /// The next task to poll: from the running queue, starting a new turn
-    /// when the last one is over or its queue ran dry. `None` when nothing
-    /// is runnable.
+    /// when the last one is over. When the running queue runs dry, its turn
+    /// ends and the loop gets a chance to hand a woken `run_until` future
+    /// its turn before the next queue is picked.
     ///
     /// A custom scheduler can hand out a task that is not its queue's (one
     /// policy object shared by two queues, or by two executors). A task of
@@ -485,16 +493,21 @@ impl Core {
     /// (as if woken there), or dropped as cancelled if that executor is
     /// gone. Either way the executor keeps its own books straight.
     #[inline]
-    fn next_task(&self) -> Option<Runnable<Header>> {
+    fn next_task(&self) -> Next<'_> {
         loop {
             let index = if self.turn.is_over() {
                 self.turn.settle();
                 self.end_turn();
-                let index = self.turn.pick()?;
+                let Some(index) = self.turn.pick() else {
+                    return Next::Idle;
+                };
                 bump(&self.queues[index].counters.slices);
                 index
             } else {
-                self.turn.running()?
+                match self.turn.running() {
+                    Some(index) => index,
+                    None => return Next::Idle,
+                }
             };
             let queue = &self.queues[index];
             let next = queue.tasks.borrow_mut().pop();
@@ -502,13 +515,18 @@ impl Core {
                 // The running queue ran dry: it leaves the scheduler.
                 self.turn.settle();
                 self.end_turn();
-                continue;
+                return Next::RanDry;
             };
-            if queue.custom && !runnable.metadata().belongs_to(&self.shared) {
-                self.hand_back_foreign(runnable);
-                continue;
+            if queue.custom {
+                let header = runnable.metadata();
+                if !header.belongs_to(&self.shared) {
+                    self.hand_back_foreign(runnable);
+                    continue;
+                }
+                let own = &self.queues[header.queue as usize];
+                return Next::Task(runnable, own);
             }
-            return Some(runnable);
+            return Next::Task(runnable, queue);
         }
     }
 
@@ -531,6 +549,7 @@ impl Core {
 
     /// Charges the running queue for its turn and hands it back to the
     /// scheduler.
+    #[inline]
     fn end_turn(&self) {
         let ended = self
             .turn
@@ -613,16 +632,22 @@ impl Core {
 
     /// Gives memory back after a burst: every part whose capacity is far
     /// above what it holds shrinks. A few comparisons when nothing is to be
-    /// done; called when the loop hands control back, never per poll.
+    /// done; called when a run hands control back to its host (idle, host
+    /// yield, done), never per poll.
     pub(crate) fn trim(&self) {
         self.registry.trim();
         for queue in self.queues.iter() {
             queue.trim();
         }
-        if let Ok(mut injected) = self.injected.try_borrow_mut() {
+        // The injector's buffers and ours swap at every drain: after a
+        // burst of remote traffic both are oversized, and ours says so
+        // without taking the injector's lock.
+        if let Ok(mut injected) = self.injected.try_borrow_mut()
+            && injected.oversized()
+        {
             injected.trim();
+            self.shared.trim();
         }
-        self.shared.trim();
     }
 
     // ----- stats -----------------------------------------------------------

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use crate::task::{TaskId, TaskLabel};
 
-/// Why [`ExecutorBuilder::build`] refused a configuration.
+/// Why [`ExecutorBuilder::build`](crate::ExecutorBuilder::build) refused a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {

@@ -143,6 +143,7 @@ impl<F: Future> Future for RunUntil<'_, F> {
                     }
                 }
                 Exit::HostYield => {
+                    core.trim();
                     core.note_host_yield();
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
@@ -155,6 +156,7 @@ impl<F: Future> Future for RunUntil<'_, F> {
                         continue;
                     }
                     core.note_idle_wait();
+                    core.trim();
                     return Poll::Pending;
                 }
                 Exit::Panicked(payload) => {

@@ -59,6 +59,14 @@ fn trim_vec<T>(vec: &mut Vec<T>) {
 }
 
 impl Injected {
+    /// Some buffer has more room than a small executor ever needs.
+    pub(crate) fn oversized(&self) -> bool {
+        let keep = crate::core::KEEP;
+        self.tasks.capacity() > keep
+            || self.aborts.capacity() > keep
+            || self.dropped.capacity() > keep
+    }
+
     pub(crate) fn trim(&mut self) {
         trim_vec(&mut self.tasks);
         trim_vec(&mut self.aborts);

@@ -199,9 +199,10 @@ pub struct QueueStats<K> {
     pub spawned: u64,
     /// Tasks that ran to completion.
     pub completed: u64,
-    /// Tasks aborted before they completed.
+    /// Tasks aborted (or dropped by a task scheduler) before they
+    /// completed.
     pub cancelled: u64,
-    /// Tasks whose poll panicked.
+    /// Tasks whose poll panicked, or whose future panicked when dropped.
     pub panicked: u64,
     /// Tasks waiting to be polled right now.
     pub runnable: usize,
@@ -216,7 +217,8 @@ pub struct QueueStats<K> {
     pub lag_nanos: i64,
     /// Time from wake-up to poll.
     pub queue_delay: DelayStats,
-    /// The queue's task scheduler (`"Fifo"` by default).
+    /// The queue's task scheduler: [`TaskScheduler::name`](crate::sched::TaskScheduler::name),
+    /// `"Fifo"` by default.
     pub scheduler: &'static str,
     /// The queue's live task groups, by id. A group's state (and its entry
     /// here) is dropped when its last task ends.

@@ -256,6 +256,7 @@ pub(crate) struct TaskSpec {
 }
 
 impl TaskSpec {
+    #[inline]
     fn header(self) -> (Header, bool) {
         let placement = &self.placement;
         let header = Header {

@@ -186,6 +186,7 @@ impl Turn {
     }
 
     /// Picks the queue for a new turn (the last one must have ended).
+    #[inline]
     pub(crate) fn pick(&self) -> Option<usize> {
         let pick = self.sched.borrow_mut().pick()?;
         self.running.set(pick.queue);
@@ -196,6 +197,7 @@ impl Turn {
     /// Ends the running turn, if any: hands the queue back to the scheduler
     /// (to compete again if `still_runnable` says so) and returns what it
     /// used, for its counters.
+    #[inline]
     pub(crate) fn end(&self, still_runnable: impl FnOnce(usize) -> bool) -> Option<Ended> {
         self.preempt.set(false);
         let queue = self.running.replace(NONE);
@@ -213,6 +215,7 @@ impl Turn {
     /// Queue `queue` became runnable (its run queue was empty). Returns
     /// whether it preempts the running turn, now or once it becomes
     /// eligible.
+    #[inline]
     pub(crate) fn activate(&self, queue: usize) -> bool {
         let mut sched = self.sched.borrow_mut();
         if sched.is_active(queue) {

@@ -88,6 +88,10 @@ impl WeightedGroups {
 }
 
 impl TaskScheduler for WeightedGroups {
+    fn name(&self) -> &'static str {
+        "WeightedGroups"
+    }
+
     fn push(&mut self, task: ReadyTask) {
         let key = task.group();
         let weight = task.group_weight().max(1);

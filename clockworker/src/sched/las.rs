@@ -153,6 +153,10 @@ impl Default for LeastAttainedService {
 }
 
 impl TaskScheduler for LeastAttainedService {
+    fn name(&self) -> &'static str {
+        "LeastAttainedService"
+    }
+
     fn push(&mut self, task: ReadyTask) {
         let account = self.account(task.id(), task.group());
         let class = self.class_of(account);

@@ -43,6 +43,10 @@ impl Default for Lifo {
 }
 
 impl TaskScheduler for Lifo {
+    fn name(&self) -> &'static str {
+        "Lifo"
+    }
+
     fn push(&mut self, task: ReadyTask) {
         self.ready.push_back(task);
     }

@@ -74,6 +74,12 @@ pub use lifo::Lifo;
 ///   `Some` whenever `len() > 0`.
 /// - Do not call into the executor (spawn, abort, read its stats) from
 ///   these methods: they run while the queue is being updated.
+/// - Hand back only tasks you were given by this queue. The executor checks
+///   where each popped task belongs and never lets a wrong answer corrupt
+///   its books: a task of another queue of the same executor (one policy
+///   object shared by two queues) is run and counted as a task of its own
+///   queue; a task of another executor is re-routed to that executor, as if
+///   it had been woken there (or cancelled, if that executor is gone).
 ///
 /// # Examples
 ///
@@ -150,7 +156,10 @@ pub trait TaskScheduler: 'static {
         let _ = group;
     }
 
-    /// The scheduler's name, for debugging output.
+    /// The scheduler's name, shown in [`QueueStats::scheduler`](crate::QueueStats::scheduler)
+    /// and `Debug` output. Defaults to the type's path; the built-in
+    /// schedulers give their bare names (`"Fifo"`, `"Lifo"`,
+    /// `"LeastAttainedService"`, `"WeightedGroups"`).
     fn name(&self) -> &'static str {
         std::any::type_name::<Self>()
     }
@@ -295,6 +304,10 @@ impl Fifo {
 }
 
 impl TaskScheduler for Fifo {
+    fn name(&self) -> &'static str {
+        "Fifo"
+    }
+
     fn push(&mut self, task: ReadyTask) {
         self.ready.push_back(task);
     }
