@@ -53,13 +53,12 @@ impl RunQueue {
         }
     }
 
-    /// Gives memory back after a burst (the FIFO's ring; a custom
-    /// scheduler manages its own).
+    /// Gives memory back after a burst (the FIFO's ring, or whatever the
+    /// custom scheduler's `shrink` does).
     pub(crate) fn trim(&mut self) {
-        if let RunQueue::Fifo(tasks) = self
-            && let Some(room) = crate::core::should_shrink(tasks.len(), tasks.capacity())
-        {
-            tasks.shrink_to(room);
+        match self {
+            RunQueue::Fifo(tasks) => crate::sched::shrink_deque(tasks),
+            RunQueue::Custom(scheduler) => scheduler.shrink(),
         }
     }
 

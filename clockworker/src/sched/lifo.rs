@@ -47,6 +47,10 @@ impl TaskScheduler for Lifo {
         "Lifo"
     }
 
+    fn shrink(&mut self) {
+        super::shrink_deque(&mut self.ready);
+    }
+
     fn push(&mut self, task: ReadyTask) {
         self.ready.push_back(task);
     }

@@ -156,6 +156,12 @@ pub trait TaskScheduler: 'static {
         let _ = group;
     }
 
+    /// The executor is handing control back to its host: a good moment to
+    /// give back memory kept from a burst (collections far larger than what
+    /// they hold). Not called per poll. The default does nothing; the
+    /// built-in schedulers shrink their collections.
+    fn shrink(&mut self) {}
+
     /// The scheduler's name, shown in [`QueueStats::scheduler`](crate::QueueStats::scheduler)
     /// and `Debug` output. Defaults to the type's path; the built-in
     /// schedulers give their bare names (`"Fifo"`, `"Lifo"`,
@@ -283,6 +289,13 @@ impl fmt::Debug for ReadyTask {
     }
 }
 
+/// Shrinks a deque that is far larger than what it holds.
+pub(crate) fn shrink_deque<T>(deque: &mut VecDeque<T>) {
+    if let Some(room) = crate::core::should_shrink(deque.len(), deque.capacity()) {
+        deque.shrink_to(room);
+    }
+}
+
 /// First in, first out: the default.
 ///
 /// Passing `Fifo` to
@@ -306,6 +319,10 @@ impl Fifo {
 impl TaskScheduler for Fifo {
     fn name(&self) -> &'static str {
         "Fifo"
+    }
+
+    fn shrink(&mut self) {
+        shrink_deque(&mut self.ready);
     }
 
     fn push(&mut self, task: ReadyTask) {
