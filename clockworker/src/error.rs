@@ -129,6 +129,19 @@ impl JoinError {
 
     /// The panic payload, to resume the panic with
     /// [`std::panic::resume_unwind`]; the error back if it is not a panic.
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new()
+    ///     .with_queue(0, 1)
+    ///     .with_panic_on_task_panic(false)
+    ///     .build()
+    ///     .unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async { panic!("{}", 7) });
+    /// let error = executor.block_on(task).unwrap_err();
+    /// assert!(error.is_panic() && !error.is_cancelled());
+    /// let payload = error.try_into_panic().unwrap();
+    /// assert_eq!(payload.downcast_ref::<String>().map(String::as_str), Some("7"));
+    /// ```
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self {
             JoinError::Panic(panic) => Ok(panic.into_panic()),
@@ -214,6 +227,22 @@ impl TaskPanic {
     }
 
     /// The panic message, if the payload was a string (as with `panic!`).
+    ///
+    /// ```
+    /// use clockworker::JoinError;
+    ///
+    /// let executor = clockworker::ExecutorBuilder::new()
+    ///     .with_queue(0, 1)
+    ///     .with_panic_on_task_panic(false)
+    ///     .build()
+    ///     .unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async { panic!("disk full") });
+    /// let id = task.id();
+    /// let Err(JoinError::Panic(panic)) = executor.block_on(task) else { unreachable!() };
+    /// assert_eq!(panic.message(), Some("disk full"));
+    /// assert_eq!(panic.task_id(), Some(id));
+    /// assert!(panic.label().is_some());
+    /// ```
     pub fn message(&self) -> Option<&str> {
         self.inner.message.as_deref()
     }

@@ -73,6 +73,31 @@ impl<T> JoinHandle<T> {
     /// Aborting a task that has already completed changes nothing: the
     /// handle still resolves to its output. Aborting twice is harmless.
     /// `abort` may be called from any thread.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// struct SetOnDrop(Arc<AtomicBool>);
+    /// impl Drop for SetOnDrop {
+    ///     fn drop(&mut self) { self.0.store(true, Ordering::SeqCst) }
+    /// }
+    ///
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let dropped = Arc::new(AtomicBool::new(false));
+    /// let guard = SetOnDrop(dropped.clone());
+    /// let task = queue.spawn(async move {
+    ///     let _guard = guard;
+    ///     std::future::pending::<()>().await
+    /// });
+    /// executor.block_on(clockworker::yield_now()); // the task parks
+    /// task.abort();
+    /// let result = executor.block_on(task);
+    /// // The future was dropped before the handle resolved.
+    /// assert!(dropped.load(Ordering::SeqCst));
+    /// assert!(result.unwrap_err().is_cancelled());
+    /// ```
     pub fn abort(&self) {
         if self.is_finished() {
             return;
@@ -99,6 +124,15 @@ impl<T> JoinHandle<T> {
 
     /// The task's label: where it was spawned (`file:line` of the call to
     /// `spawn` or `spawn!`).
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async {});
+    /// assert_eq!(task.label().line(), line!() - 1);
+    /// assert!(task.label().to_string().ends_with(&format!(":{}", line!() - 2)));
+    /// assert!(!task.is_finished());
+    /// executor.block_on(task).unwrap();
+    /// ```
     pub fn label(&self) -> TaskLabel {
         self.header().label
     }

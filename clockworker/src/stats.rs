@@ -323,6 +323,15 @@ impl<K> ExecutorStats<K> {
 
     /// Each queue's share of the total busy time, in configuration order
     /// (zeros if nothing ran yet).
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue("only", 1).build().unwrap();
+    /// let only = executor.queue("only").unwrap();
+    /// executor.block_on(only.spawn(async {
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// })).unwrap();
+    /// assert_eq!(executor.stats().cpu_shares(), [1.0]);
+    /// ```
     pub fn cpu_shares(&self) -> Vec<f64> {
         let total = self.busy().as_secs_f64();
         self.queues
