@@ -56,7 +56,10 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded as is to the system allocator.
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
         }
         new
     }
@@ -212,12 +215,20 @@ fn remote_burst(executor: &Executor<u8>, n: usize, when: When, park: bool) {
     let waiters: Arc<Mutex<Vec<Waker>>> = Arc::default();
     let done = Arc::new(tokio::sync::Notify::new());
     let thread = std::thread::spawn({
-        let (finished, open, waiters, done) =
-            (finished.clone(), open.clone(), waiters.clone(), done.clone());
+        let (finished, open, waiters, done) = (
+            finished.clone(),
+            open.clone(),
+            waiters.clone(),
+            done.clone(),
+        );
         move || {
             for _ in 0..n {
-                let (finished, open, waiters, done) =
-                    (finished.clone(), open.clone(), waiters.clone(), done.clone());
+                let (finished, open, waiters, done) = (
+                    finished.clone(),
+                    open.clone(),
+                    waiters.clone(),
+                    done.clone(),
+                );
                 // Detached: the handles would be the test's memory.
                 drop(spawner.spawn(async move {
                     if park {
