@@ -351,7 +351,19 @@ fn dropping_the_executor_drops_every_future_and_cancels_handles() {
             pending::<u32>().await
         })));
     }
-    executor.block_on(yield_now());
+    // Drive the executor until every task has been polled (and parked): the
+    // run loop may hand back to this future after any task once its time
+    // slice is over, so a single `yield_now` is not enough on a loaded
+    // machine. Bounded, so that a lost task fails the assertion below.
+    let polled = parked.clone();
+    executor.block_on(async move {
+        for _ in 0..10_000 {
+            if polled.polls() >= 10 {
+                break;
+            }
+            yield_now().await;
+        }
+    });
     assert_eq!(parked.polls(), 10);
     for _ in 0..5 {
         handles.push(queue.spawn(unpolled.wrap(async { 1u32 })));
