@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use clockworker::sched::{GroupId, ReadyTask, TaskScheduler, WeightedGroups};
 use clockworker::{Executor, ExecutorBuilder, JoinError, JoinHandle, yield_maybe, yield_now};
-use common::Probe;
+use common::{Probe, one_queue, run_until};
 
 // ----- helpers --------------------------------------------------------------
 
@@ -104,37 +104,11 @@ fn assert_panicked<T: std::fmt::Debug>(result: Result<T, JoinError>, expected: &
 }
 
 fn propagating() -> Executor<u8> {
-    ExecutorBuilder::new().with_queue(0, 1).build().unwrap()
+    one_queue(false)
 }
 
 fn catching() -> Executor<u8> {
-    ExecutorBuilder::new()
-        .with_queue(0, 1)
-        .with_panic_on_task_panic(false)
-        .build()
-        .unwrap()
-}
-
-fn in_mode(catch: bool) -> Executor<u8> {
-    if catch { catching() } else { propagating() }
-}
-
-/// Runs `executor` until `done()` holds, giving up after 10,000 rounds of
-/// the `block_on` future (far more than any test here needs). Returns
-/// whether `done()` holds.
-fn run_until<K>(executor: &Executor<K>, done: impl Fn() -> bool) -> bool
-where
-    K: Copy + Eq + std::hash::Hash + std::fmt::Debug + 'static,
-{
-    executor.block_on(async {
-        for _ in 0..10_000 {
-            if done() {
-                return true;
-            }
-            yield_now().await;
-        }
-        done()
-    })
+    one_queue(true)
 }
 
 /// A hint that makes [`DropsHinted`] drop the task it is given.
@@ -290,7 +264,7 @@ fn a_drop_panic_of_a_task_its_scheduler_dropped_does_not_resurface() {
 
 fn a_drop_panic_at_executor_drop_reaches_the_task_handle(catch: bool) {
     isolated(move || {
-        let executor = in_mode(catch);
+        let executor = one_queue(catch);
         let queue = executor.queue(0).unwrap();
         let probe = Probe::default();
         let parked = queue.spawn(probe.wrap(parks_then_panics_on_drop("parked, dropped")));
@@ -328,7 +302,7 @@ fn a_drop_panic_at_executor_drop_reaches_the_task_handle_in_catch_mode() {
 
 fn a_drop_panic_when_spawning_onto_a_dropped_executor_reaches_the_task_handle(catch: bool) {
     isolated(move || {
-        let executor = in_mode(catch);
+        let executor = one_queue(catch);
         let spawner = executor.spawner(0).unwrap();
         drop(executor);
         let handle = spawner.spawn(panics_on_drop("spawned too late"));

@@ -20,7 +20,7 @@ use clockworker::{
     BuildError, Executor, ExecutorBuilder, GroupSpawner, Handle, JoinError, JoinHandle, QueueKey,
     Spawner, TryCurrentError, spawn, yield_now,
 };
-use common::{Probe, serial, spin};
+use common::{Probe, run_until, serial, spin};
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
@@ -31,23 +31,6 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
             .cloned()
             .unwrap_or_default()
     }
-}
-
-/// Runs `executor` until `done()` holds, giving up after 10,000 rounds of
-/// the `block_on` future. Returns whether `done()` holds.
-fn run_until<K>(executor: &Executor<K>, done: impl Fn() -> bool) -> bool
-where
-    K: Copy + Eq + std::hash::Hash + std::fmt::Debug + 'static,
-{
-    executor.block_on(async {
-        for _ in 0..10_000 {
-            if done() {
-                return true;
-            }
-            yield_now().await;
-        }
-        done()
-    })
 }
 
 /// A latch that `Send` tasks wait at until it opens.

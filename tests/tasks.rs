@@ -14,18 +14,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use clockworker::{Executor, ExecutorBuilder, JoinError, JoinHandle, yield_now};
-use common::{Probe, spin};
+use common::{Probe, one_queue, spin};
 
 fn single() -> Executor<u8> {
-    ExecutorBuilder::new().with_queue(0, 1).build().unwrap()
+    one_queue(false)
 }
 
 fn catching() -> Executor<u8> {
-    ExecutorBuilder::new()
-        .with_queue(0, 1)
-        .with_panic_on_task_panic(false)
-        .build()
-        .unwrap()
+    one_queue(true)
 }
 
 /// A future that is pending until `flag` is set, and wakes nobody: it is
