@@ -22,8 +22,9 @@ fn handle(request: u32) -> JoinHandle<u32> {
     })
 }
 
-#[clockworker::main(queues(fg = 8, bg = 1), executor = executor)]
+#[clockworker::main(queues(fg = 8, bg = 1))]
 async fn main() {
+    let executor = clockworker::Handle::<&str>::current();
     // `bg` is the background queue's handle: an indexer that never stops.
     for _ in 0..2 {
         spawn!(bg, async {

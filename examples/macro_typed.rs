@@ -24,11 +24,9 @@ async fn churn() {
 }
 
 // Leaving a variant out, or giving one twice, is a compile error.
-#[clockworker::main(
-    queues(Queue::Interactive = 6, Queue::Batch = 3, Queue::Maintenance = 1),
-    executor = executor
-)]
+#[clockworker::main(queues(Queue::Interactive = 6, Queue::Batch = 3, Queue::Maintenance = 1))]
 async fn main() {
+    let executor = clockworker::Handle::<Queue>::current();
     for &queue in Queue::ALL {
         for _ in 0..2 {
             spawn!(queue, churn());

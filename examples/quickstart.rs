@@ -88,8 +88,9 @@ fn percentile(samples: &mut [Duration], q: f64) -> Duration {
     samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)]
 }
 
-#[clockworker::main(queues(Queue::Foreground = 8, Queue::Background = 1), executor = executor)]
+#[clockworker::main(queues(Queue::Foreground = 8, Queue::Background = 1))]
 async fn main() {
+    let executor = clockworker::Handle::<Queue>::current();
     // 1. Both queues saturated for one second: the CPU splits 8:1.
     let mut batches = Vec::new();
     for _ in 0..4 {

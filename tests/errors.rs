@@ -96,3 +96,25 @@ fn many_queues_of_any_key_type() {
     assert!(executor.queue(64).is_err());
     assert_eq!(executor.block_on(queue.spawn(async { 1 })).unwrap(), 1);
 }
+
+/// The macros crate cannot depend on the runtime crate, so it keeps its own
+/// copy of the largest weight; the two must agree.
+#[test]
+fn macros_max_weight_matches_the_runtime() {
+    let source = include_str!("../clockworker-macros/src/entry/validate.rs");
+    let line = source
+        .lines()
+        .find(|line| line.starts_with("const MAX_WEIGHT: u32 = "))
+        .expect("the macros crate declares MAX_WEIGHT");
+    let value = line
+        .trim_start_matches("const MAX_WEIGHT: u32 = ")
+        .trim_end_matches(';')
+        .trim();
+    let parsed: u32 = match value.split_once("<<") {
+        Some((base, shift)) => {
+            base.trim().parse::<u32>().unwrap() << shift.trim().parse::<u32>().unwrap()
+        }
+        None => value.replace('_', "").parse().unwrap(),
+    };
+    assert_eq!(parsed, clockworker::MAX_WEIGHT);
+}

@@ -81,8 +81,9 @@ fn plain_enums_stay_keys_without_the_derive() {
 
 // ----- the typed form -------------------------------------------------------
 
-#[clockworker::test(queues(Queue::Foreground = 8, Queue::Background = 1), executor = executor)]
+#[clockworker::test(queues(Queue::Foreground = 8, Queue::Background = 1))]
 async fn typed_form_builds_one_queue_per_variant_with_its_weight() {
+    let executor = clockworker::Handle::<Queue>::current();
     assert_eq!(executor.keys(), Queue::ALL);
     let stats = executor.stats();
     for &key in Queue::ALL {
@@ -106,8 +107,9 @@ async fn typed_form_builds_one_queue_per_variant_with_its_weight() {
 }
 
 /// The variants may be listed in any order; the queues follow the enum.
-#[clockworker::test(queues(Tier::Bronze = 1, Tier::Gold = 16, Tier::Silver = 4), executor = executor)]
+#[clockworker::test(queues(Tier::Bronze = 1, Tier::Gold = 16, Tier::Silver = 4))]
 async fn typed_form_orders_queues_by_declaration_whatever_the_listing() {
+    let executor = clockworker::Handle::<Tier>::current();
     assert_eq!(executor.keys(), Tier::ALL);
     let weights: Vec<u32> = executor.stats().queues.iter().map(|q| q.weight).collect();
     assert_eq!(weights, [16, 4, 1]);
@@ -120,8 +122,9 @@ fn spawn_on_fg_by_name() -> JoinHandle<&'static str> {
     spawn!("fg", async { "by name" })
 }
 
-#[clockworker::test(queues(fg = 8, bg = 1), executor = executor)]
+#[clockworker::test(queues(fg = 8, bg = 1))]
 async fn quick_form_binds_each_name_to_its_queue() {
+    let executor = clockworker::Handle::<&str>::current();
     assert_eq!(executor.keys(), ["fg", "bg"]);
     assert_eq!((fg.key(), bg.key()), ("fg", "bg"));
     assert_eq!(executor.queue_stats("fg").unwrap().weight, 8);
@@ -135,8 +138,9 @@ async fn quick_form_binds_each_name_to_its_queue() {
     assert_eq!(executor.queue_stats("fg").unwrap().completed, 1);
 }
 
-#[clockworker::test(queues(fg = 1, bg = 1), executor = executor)]
+#[clockworker::test(queues(fg = 1, bg = 1))]
 async fn spawn_without_a_queue_inherits_the_queue_of_the_spawning_task() {
+    let executor = clockworker::Handle::<&str>::current();
     // Outside any task: the first queue.
     assert_eq!(spawn!(async { 1 }).await.unwrap(), 1);
     assert_eq!(executor.queue_stats("fg").unwrap().completed, 1);
@@ -151,8 +155,9 @@ async fn spawn_without_a_queue_inherits_the_queue_of_the_spawning_task() {
     assert_eq!(executor.queue_stats("fg").unwrap().completed, 1);
 }
 
-#[clockworker::test(queues(fg = 1, bg = 1), executor = executor)]
+#[clockworker::test(queues(fg = 1, bg = 1))]
 async fn spawn_onto_a_spawner_from_another_thread() {
+    let executor = clockworker::Handle::<&str>::current();
     let spawner = executor.spawner("bg").unwrap();
     let handle = std::thread::spawn(move || spawn!(spawner, async { std::thread::current().id() }))
         .join()
@@ -162,8 +167,9 @@ async fn spawn_onto_a_spawner_from_another_thread() {
     assert_eq!(executor.queue_stats("bg").unwrap().completed, 1);
 }
 
-#[clockworker::test(queues(fg = 1, bg = 1), executor = executor)]
+#[clockworker::test(queues(fg = 1, bg = 1))]
 async fn spawn_takes_a_trailing_comma() {
+    let executor = clockworker::Handle::<&str>::current();
     let a = spawn!(bg, async { 1 },);
     let b = spawn!(async { 2 },);
     assert_eq!(a.await.unwrap() + b.await.unwrap(), 3);
@@ -173,8 +179,9 @@ async fn spawn_takes_a_trailing_comma() {
 
 // ----- no queues ------------------------------------------------------------
 
-#[clockworker::test(executor = executor)]
+#[clockworker::test]
 async fn without_queues_there_is_one_queue_named_main() {
+    let executor = clockworker::Handle::<&str>::current();
     assert_eq!(executor.keys(), ["main"]);
     assert_eq!(spawn!(async { 1 }).await.unwrap(), 1);
     assert_eq!(spawn!("main", async { 2 }).await.unwrap(), 2);
@@ -211,8 +218,9 @@ async fn spawn_records_its_call_site_as_the_label() {
 
 // ----- panics ---------------------------------------------------------------
 
-#[clockworker::test(queues(fg = 1, bg = 1), panic = "catch", executor = executor)]
+#[clockworker::test(queues(fg = 1, bg = 1), panic = "catch")]
 async fn a_caught_panic_names_the_spawn_site() {
+    let executor = clockworker::Handle::<&str>::current();
     let line = line!() + 1;
     let task = spawn!(bg, async { panic!("disk full") });
     let error = task.await.unwrap_err();
@@ -422,8 +430,9 @@ thread_local! {
     static BODIES_RUN: Cell<u32> = const { Cell::new(0) };
 }
 
-#[clockworker::main(queues(fg = 2, bg = 1), executor = executor)]
+#[clockworker::main(queues(fg = 2, bg = 1))]
 async fn count_a_run() -> (u64, u64) {
+    let executor = clockworker::Handle::<&str>::current();
     BODIES_RUN.set(BODIES_RUN.get() + 1);
     spawn!(fg, async {}).await.unwrap();
     let stats = executor.stats();

@@ -14,18 +14,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use clockworker::{Executor, ExecutorBuilder, JoinError, JoinHandle, yield_now};
-use common::{Probe, spin};
+use common::{Probe, one_queue, spin};
 
 fn single() -> Executor<u8> {
-    ExecutorBuilder::new().with_queue(0, 1).build().unwrap()
+    one_queue(false)
 }
 
 fn catching() -> Executor<u8> {
-    ExecutorBuilder::new()
-        .with_queue(0, 1)
-        .with_panic_on_task_panic(false)
-        .build()
-        .unwrap()
+    one_queue(true)
 }
 
 /// A future that is pending until `flag` is set, and wakes nobody: it is
@@ -351,7 +347,19 @@ fn dropping_the_executor_drops_every_future_and_cancels_handles() {
             pending::<u32>().await
         })));
     }
-    executor.block_on(yield_now());
+    // Drive the executor until every task has been polled (and parked): the
+    // run loop may hand back to this future after any task once its time
+    // slice is over, so a single `yield_now` is not enough on a loaded
+    // machine. Bounded, so that a lost task fails the assertion below.
+    let polled = parked.clone();
+    executor.block_on(async move {
+        for _ in 0..10_000 {
+            if polled.polls() >= 10 {
+                break;
+            }
+            yield_now().await;
+        }
+    });
     assert_eq!(parked.polls(), 10);
     for _ in 0..5 {
         handles.push(queue.spawn(unpolled.wrap(async { 1u32 })));

@@ -64,10 +64,12 @@ use entry::Entry;
 ///     Background,
 /// }
 ///
-/// #[clockworker::main(queues(Queue::Foreground = 8, Queue::Background = 1), executor = executor)]
+/// #[clockworker::main(queues(Queue::Foreground = 8, Queue::Background = 1))]
 /// async fn main() {
 ///     let sum = spawn!(Queue::Background, async { (1..=10).sum::<u32>() });
 ///     assert_eq!(sum.await.unwrap(), 55);
+///     // The running executor, for its stats, spawners and queues.
+///     let executor = clockworker::Handle::<Queue>::current();
 ///     assert_eq!(executor.queue_stats(Queue::Background).unwrap().completed, 1);
 ///     assert_eq!(executor.queue_stats(Queue::Foreground).unwrap().weight, 8);
 /// }
@@ -80,10 +82,12 @@ use entry::Entry;
 ///   task's panic panics the function with the task's own payload, or
 ///   becomes the task's `JoinError::Panic` while the executor carries on
 ///   (`ExecutorBuilder::with_panic_on_task_panic`).
-/// - `executor = name`: binds the `Executor` to `name` in the body, for its
-///   stats, its spawners (`executor.spawner(key)`) and so on.
 /// - `crate = "path"`: the path of the clockworker crate, when your
 ///   `Cargo.toml` renames it.
+///
+/// In the body, `clockworker::Handle::current()` reaches the executor: its
+/// queues, spawners (`handle.spawner(key)`, for other threads) and stats.
+/// (The quick form's keys are `&'static str`s, the typed form's the enum.)
 ///
 /// # Return values
 ///
@@ -131,10 +135,11 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```rust,test_harness
 /// use clockworker::spawn;
 ///
-/// #[clockworker::test(queues(fg = 8, bg = 1), executor = executor)]
+/// #[clockworker::test(queues(fg = 8, bg = 1))]
 /// async fn background_tasks_run_on_bg() {
 ///     let task = spawn!(bg, async { 2 + 2 });
 ///     assert_eq!(task.await.unwrap(), 4);
+///     let executor = clockworker::Handle::<&str>::current();
 ///     assert_eq!(executor.queue_stats("bg").unwrap().completed, 1);
 /// }
 ///

@@ -9,7 +9,9 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::core::{Config, Core};
 use crate::eevdf::MAX_WEIGHT;
+use crate::error::BuildError;
 use crate::executor::Executor;
+use crate::handle::Handle;
 use crate::key::KeyTable;
 use crate::sched::{Fifo, TaskScheduler};
 
@@ -109,7 +111,7 @@ impl<K> ExecutorBuilder<K> {
     ///     .unwrap();
     /// assert_eq!(
     ///     executor.queue_stats("requests").unwrap().scheduler,
-    ///     std::any::type_name::<LeastAttainedService>()
+    ///     "LeastAttainedService"
     /// );
     /// ```
     pub fn with_queue_scheduler<S: TaskScheduler>(
@@ -129,12 +131,34 @@ impl<K> ExecutorBuilder<K> {
     }
 
     /// Whether a panic in a task panics the executor's caller (`true`, the
-    /// default, like tokio's current-thread runtime): the panic resumes out
-    /// of [`run_until`](Executor::run_until) / [`block_on`](Executor::block_on)
-    /// with the task's own payload. With `false`, the panic is caught and the
-    /// task's [`JoinHandle`](crate::JoinHandle) resolves to
-    /// [`JoinError::Panic`](crate::JoinError::Panic); the executor and its
-    /// other tasks carry on.
+    /// default): the panic resumes out of [`run_until`](Executor::run_until) /
+    /// [`block_on`](Executor::block_on) with the task's own payload, and the
+    /// task's [`JoinHandle`](crate::JoinHandle) gets
+    /// [`JoinError::Panic`](crate::JoinError::Panic) with its message. With
+    /// `false`, the panic is caught and delivered to the handle only, payload
+    /// and all; the executor and its other tasks carry on (tokio's default
+    /// for spawned tasks; `true` is closer to tokio's
+    /// `unhandled_panic(ShutdownRuntime)`, except that the executor stays
+    /// usable).
+    ///
+    /// Either way a panic from a future's `Drop` while its task is aborted
+    /// counts as the task's panic (as in tokio): the handle resolves to
+    /// `JoinError::Panic`. When the drop happens outside any run (the
+    /// executor being dropped, a spawn onto a dropped executor) it goes to
+    /// the handle only.
+    ///
+    /// ```
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue(0, 1)
+    ///     .with_panic_on_task_panic(false)
+    ///     .build()
+    ///     .unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let error = executor.block_on(queue.spawn(async { panic!("boom") })).unwrap_err();
+    /// assert_eq!(error.to_string().rsplit(": ").next(), Some("boom"));
+    /// ```
     pub fn with_panic_on_task_panic(mut self, panic: bool) -> Self {
         self.panic_on_task_panic = panic;
         self
@@ -202,7 +226,6 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
         let clock = Clock::get();
         let config = Config {
             slice: clock.to_ticks(self.time_slice),
-            short_poll: clock.to_ticks(Duration::from_micros(1)),
             host_yield: clock.to_ticks(self.host_yield_interval),
             propagate_panics: self.panic_on_task_panic,
         };
@@ -214,7 +237,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
         let names = keys.iter().map(|key| format!("{key:?}")).collect();
         let keys = Rc::new(KeyTable::new(keys));
         let core = Rc::new(Core::new(queues, config, clock, keys.clone(), names));
-        Ok(Executor::new(core, keys))
+        Ok(Executor::new(Handle::new(core, keys)))
     }
 }
 
@@ -236,51 +259,3 @@ impl<K: fmt::Debug> fmt::Debug for ExecutorBuilder<K> {
             .finish()
     }
 }
-
-/// Why [`ExecutorBuilder::build`] refused a configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// No queue was configured.
-    NoQueues,
-    /// The same key was configured twice.
-    DuplicateQueue {
-        /// The key, as its `Debug` output.
-        key: String,
-    },
-    /// A queue has weight zero.
-    ZeroWeight {
-        /// The key, as its `Debug` output.
-        key: String,
-    },
-    /// A queue's weight is above the maximum.
-    WeightTooLarge {
-        /// The key, as its `Debug` output.
-        key: String,
-        /// The weight given.
-        weight: u32,
-        /// The largest weight allowed.
-        max: u32,
-    },
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::NoQueues => f.write_str(
-                "no queues configured: add at least one with `ExecutorBuilder::with_queue(key, weight)`",
-            ),
-            BuildError::DuplicateQueue { key } => {
-                write!(f, "queue {key} is configured more than once; queue keys must be distinct")
-            }
-            BuildError::ZeroWeight { key } => {
-                write!(f, "queue {key} has weight 0; weights must be at least 1")
-            }
-            BuildError::WeightTooLarge { key, weight, max } => {
-                write!(f, "queue {key} has weight {weight}; weights must be at most {max}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for BuildError {}

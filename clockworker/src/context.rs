@@ -2,15 +2,16 @@
 //!
 //! While `run_until`/`block_on` polls, the thread-local `CURRENT` holds the
 //! executor's core. Wakers use it to push a task straight into its local
-//! queue when they fire on the executor's own thread during a run; free
-//! functions like [`yield_maybe`](crate::yield_maybe) use it to find the
-//! running queue.
+//! queue when they fire on the executor's own thread during a run;
+//! [`Handle::current`](crate::Handle::current), `spawn!` and
+//! [`yield_maybe`](crate::yield_maybe) use it to find the running executor.
+//! Runs of different executors nest (a task of one may `block_on` another);
+//! the innermost is current, and the outer one is current again when the
+//! inner run's poll returns.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-
-use std::task::Waker;
 
 use async_task::{Runnable, ScheduleInfo};
 
@@ -30,7 +31,7 @@ thread_local! {
 /// `run_until`/`block_on` of the same executor).
 pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
     assert!(
-        !core.in_run.replace(true),
+        !core.poll.enter_run(),
         "clockworker: `run_until`/`block_on` was called from inside a task or future \
          that the same executor is running; an executor cannot run inside itself"
     );
@@ -52,11 +53,13 @@ impl Drop for EnterGuard {
         let previous = self.previous.take();
         // Ignore failure during thread-local destruction.
         let _ = CURRENT.try_with(|current| *current.borrow_mut() = previous);
-        self.core.in_run.set(false);
+        self.core.poll.exit_run();
     }
 }
 
-/// The executor running on this thread, if any.
+/// The executor running on this thread, if any. A clone, so that no borrow
+/// of the thread-local is held while the caller runs code that may start a
+/// run of another executor.
 pub(crate) fn current() -> Option<Rc<Core>> {
     CURRENT
         .try_with(|current| current.borrow().clone())
@@ -70,8 +73,7 @@ pub(crate) fn schedule(runnable: Runnable<Header>, _info: ScheduleInfo) {
     let mut runnable = Some(runnable);
     let _ = CURRENT.try_with(|current| {
         if let Some(core) = current.borrow().as_ref()
-            && let Some(local) =
-                runnable.take_if(|r| Arc::ptr_eq(&core.shared, &r.metadata().shared))
+            && let Some(local) = runnable.take_if(|r| r.metadata().belongs_to(&core.shared))
         {
             core.enqueue_woken(local);
         }
@@ -84,40 +86,12 @@ pub(crate) fn schedule(runnable: Runnable<Header>, _info: ScheduleInfo) {
     }
 }
 
-/// Registers the task being polled (it returned `Pending` for the first
-/// time) with the executor running it.
-pub(crate) fn register(id: TaskId, waker: &Waker) {
-    let _ = CURRENT.try_with(|current| {
-        if let Some(core) = current.borrow().as_ref() {
-            core.register(id, waker);
-        }
-    });
-}
-
-/// Removes a finished task from the registry of the executor running it (a
-/// no-op at shutdown, when no executor is current and the registry is gone).
-pub(crate) fn unregister(id: TaskId) {
-    let _ = CURRENT.try_with(|current| {
-        if let Some(core) = current.borrow().as_ref() {
-            core.unregister(id);
-        }
-    });
-}
-
 /// Makes sure an aborted task is polled soon, so that its executor sees the
 /// abort: directly when called on the executor's own thread while it runs,
 /// through its shared state otherwise.
 pub(crate) fn request_abort(shared: &Arc<Shared>, id: TaskId) {
-    let handled = CURRENT
-        .try_with(|current| match current.borrow().as_ref() {
-            Some(core) if Arc::ptr_eq(&core.shared, shared) => {
-                core.wake_for_abort(id);
-                true
-            }
-            _ => false,
-        })
-        .unwrap_or(false);
-    if !handled {
-        shared.request_abort(id);
+    match current() {
+        Some(core) if Arc::ptr_eq(&core.shared, shared) => core.wake_for_abort(id),
+        _ => shared.request_abort(id),
     }
 }

@@ -1,5 +1,19 @@
-//! The single-threaded heart of an executor: the local run queues, the
-//! scheduler between them, the run loop, and shutdown.
+//! The single-threaded heart of an executor, and the map of its parts.
+//!
+//! A [`Core`] is everything about one executor that lives on its thread.
+//! It is made of parts with one job each:
+//!
+//! | part | file | owns |
+//! |---|---|---|
+//! | [`Turn`] | `core/turn.rs` | the EEVDF scheduler between queues, the running turn, the clock readings, the host's deadline |
+//! | [`PollInProgress`] | `core/poll.rs` | whether a run is under way, the task being polled, its group and hint, an abort during its poll |
+//! | [`Registry`] | `core/registry.rs` | the wakers of parked tasks, the count of live tasks |
+//! | [`LocalQueue`] | `core/queue.rs` | one queue's runnable tasks, its groups (`GroupTable`, `core/groups.rs`), weight and counters |
+//! | [`Shared`] | `shared.rs` | everything other threads touch: the injector, the attention bits, the host waker |
+//! | [`Runners`] | `run.rs` | the `run_until`/`block_on` futures alive for this executor |
+//!
+//! This file holds what ties them together: spawning and waking (a task
+//! into its queue), draining the injector, the run loop, and shutdown.
 //!
 //! # Invariants
 //!
@@ -7,32 +21,41 @@
 //!   through `Rc`s and a thread-local); cross-thread traffic goes through
 //!   [`Shared`].
 //! - Every live task is *scheduled* (its `Runnable` sits in a local queue or
-//!   the injector), *running*, or *registered*: a task registers (its waker,
-//!   keyed by its id) the first time its poll returns `Pending`, and leaves
-//!   the registry when it finishes. So a parked task is always registered,
-//!   which is what lets [`Core::shutdown`] and `JoinHandle::abort` reach it,
+//!   the injector), *running*, or *parked*: a task enters the [`Registry`]
+//!   (its waker, keyed by its id) the first time its poll returns `Pending`,
+//!   and leaves it when it finishes. So a parked task is always reachable,
+//!   which is what lets [`Core::shutdown`] and `JoinHandle::abort` get to it,
 //!   while a task that completes in one poll never pays for the registry.
-//! - A queue with tasks in its deque is *active* in the scheduler. A queue
+//! - A queue with runnable tasks is *active* in the scheduler. A queue
 //!   leaves the scheduler lazily: only when it is the running queue and the
-//!   loop finds its deque empty.
+//!   loop finds it empty.
 //! - No `RefCell` borrow is held while user code runs (a poll, a future's
-//!   drop): user code may spawn, wake, abort or read stats re-entrantly.
-//! - While two or more queues are active, the clock is read at every poll
-//!   boundary and the ticks between two reads are charged to the queue whose
-//!   task was polled in between, so a turn overruns its budget by at most
-//!   the poll that crossed it, and a queue that becomes runnable waits at
-//!   most for the poll in progress.
-//! - With a single active queue there is no one to share with, so the clock
-//!   is read every `stride`-th boundary: the stride doubles (up to
-//!   `MAX_STRIDE`) while the polls between two reads averaged under
-//!   `short_poll`, and drops back to 1 after any longer stretch. All elapsed
-//!   time is still charged (at the next read); what loses precision is only
-//!   the per-poll timestamp (queue-delay samples, the host-yield check,
-//!   which may come up to `MAX_STRIDE - 1` short polls late). A second queue
-//!   becoming active switches back to reading at every boundary at once.
+//!   drop, a waker): user code may spawn, wake, abort or read stats
+//!   re-entrantly.
+//! - The run loop alone decides what a poll did: the task future answers
+//!   through the poll protocol (see `task.rs`) and never calls into the
+//!   core. Registering a parked task, counting, releasing its group and
+//!   propagating its panic happen here, after the poll.
+//! - A task popped from a queue is run and counted as a task of the queue
+//!   it was spawned on; a custom scheduler that hands out a task of another
+//!   executor gives it back to that executor instead (see
+//!   [`Core::next_task`]). Nothing another scheduler does can make a task
+//!   run twice, be lost, or be counted in the wrong queue.
+//! - Memory follows the load: after a burst, the registry, the FIFO rings,
+//!   the group tables and the injector's buffers shrink once they hold far
+//!   fewer entries than they have room for ([`Core::trim`], called when the
+//!   loop hands control back, never per poll).
+//!
+//! The clock-sampling rules are in `core/turn.rs`; the EEVDF accounting in
+//! `eevdf.rs`.
+
+mod groups;
+mod poll;
+mod queue;
+mod registry;
+mod turn;
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
@@ -40,48 +63,34 @@ use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Waker;
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-
-use async_task::{Builder, Runnable, WithInfo};
-use rustc_hash::FxHasher;
-use slab::Slab;
+use async_task::Runnable;
 
 use crate::clock::Clock;
-use crate::context;
-use crate::eevdf::Eevdf;
-use crate::executor::UnknownQueue;
-use crate::group::GroupTable;
+use crate::error::UnknownQueue;
 use crate::join::JoinHandle;
 use crate::key::KeyTable;
-use crate::run::MainWake;
-use crate::runqueue::RunQueue;
-use crate::sched::{GroupId, PollOutcome, TaskScheduler};
+use crate::run::Runners;
+use crate::sched::{PollOutcome, TaskScheduler};
 use crate::shared::{Injected, MAIN, REMOTE, Shared};
-use crate::stats::{QueueCounters, QueueStats, bump};
-use crate::task::{self, Header, Placement, Signal, TaskFuture, TaskId, TaskLabel};
+use crate::stats::{ExecutorCounters, QueueStats, bump};
+use crate::task::{self, Header, Outcome, Placement, Signal, TaskId, TaskLabel, TaskSpec};
+
+pub(crate) use poll::PollInProgress;
+pub(crate) use queue::LocalQueue;
+pub(crate) use registry::{KEEP, Registry, should_shrink};
+pub(crate) use turn::Turn;
 
 /// Tunables, in clock ticks.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     /// The time slice each queue requests when it is picked.
     pub(crate) slice: u64,
-    /// A poll shorter than this (on average) lets the clock be read less
-    /// often while a single queue is active.
-    pub(crate) short_poll: u64,
     /// How long `run_until` may keep its host waiting while work is runnable.
     pub(crate) host_yield: u64,
     /// Resume task panics out of `run_until`/`block_on`.
     pub(crate) propagate_panics: bool,
 }
-
-/// Marker for "no queue is running".
-const NONE: usize = usize::MAX;
-
-/// At most this many polls between two clock reads (single active queue).
-const MAX_STRIDE: u32 = 16;
 
 /// A woken `run_until` future is polled at the end of the running turn, or
 /// after this many task polls, whichever comes first: promptly enough for
@@ -89,19 +98,14 @@ const MAX_STRIDE: u32 = 16;
 /// future that awaits many join handles in turn is woken once per task).
 const MAIN_BATCH: u32 = 64;
 
-/// One queue's tasks and counters.
-struct LocalQueue {
-    tasks: RefCell<RunQueue>,
-    /// The queue has a custom scheduler, which hears each poll's CPU time.
-    custom: bool,
-    /// Some polls of this queue may need tracking (its own CPU time, group
-    /// accounting): it has a custom scheduler, or a grouped task was ever
-    /// spawned into it. Without, the loop takes the plain FIFO path.
-    may_track: Cell<bool>,
-    /// The queue's live task groups.
-    groups: RefCell<GroupTable>,
-    weight: u32,
-    counters: QueueCounters,
+/// What the run loop does next.
+enum Next<'a> {
+    /// A task, and the queue it counts in (its own; see `next_task`).
+    Task(Runnable<Header>, &'a LocalQueue),
+    /// The running queue ran dry and its turn ended.
+    RanDry,
+    /// Nothing is runnable.
+    Idle,
 }
 
 /// Why the run loop stopped.
@@ -119,53 +123,19 @@ pub(crate) enum Exit {
 
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
-    clock: Clock,
-    config: Config,
+    propagate_panics: bool,
     queues: Box<[LocalQueue]>,
-    sched: RefCell<Eevdf>,
-    /// The queue whose turn it is, or `NONE` (mirrors `sched.running()`).
-    running: Cell<usize>,
-    /// Ticks used in the running queue's turn so far, and its budget.
-    slice_used: Cell<u64>,
-    slice_budget: Cell<u64>,
-    /// A queue became runnable with an earlier deadline than the running one.
-    preempt: Cell<bool>,
-    /// Two or more queues are active (mirrors `sched.contended()`).
-    contended: Cell<bool>,
-    /// The last clock reading: `slice_used` counts up to it. During a poll
-    /// with every boundary sampled, the start of that poll.
-    now: Cell<u64>,
-    /// Polls since the last clock reading, and how many may pass between
-    /// two readings (see the module docs).
-    unsampled: Cell<u32>,
-    stride: Cell<u32>,
-    /// When the current `run_until` poll must hand control back to its host.
-    host_deadline: Cell<u64>,
-    /// A `run_until`/`block_on` of this executor is polling.
-    pub(crate) in_run: Cell<bool>,
-    /// A task (not a `run_until` future) is being polled.
-    in_task: Cell<bool>,
-    /// The executor has been dropped.
-    closed: Cell<bool>,
-    /// Wakers of the registered tasks (see the module docs).
-    registry: RefCell<HashMap<TaskId, Waker, BuildHasherDefault<FxHasher>>>,
-    /// Tasks alive: spawned (and seen, for remote spawns) and not finished.
-    live: Cell<usize>,
-    /// The task being polled, its group, and whether it was aborted during
-    /// its poll (before it could register).
-    current_task: Cell<Option<TaskId>>,
-    current_group: Cell<Option<GroupId>>,
-    /// The hint of the task being polled, for a tracked poll.
-    current_hint: Cell<u64>,
-    abort_current: Cell<bool>,
+    pub(crate) turn: Turn,
+    pub(crate) poll: PollInProgress,
+    registry: Registry,
     /// Reused buffers for draining the injector.
-    injected: RefCell<Injected>,
-    host_yields: Cell<u64>,
-    idle_waits: Cell<u64>,
-    /// The `run_until`/`block_on` futures alive for this executor.
-    runners: RefCell<Slab<Arc<MainWake>>>,
+    injected: std::cell::RefCell<Injected>,
+    counters: ExecutorCounters,
+    /// The executor has been dropped: spawns are cancelled.
+    closed: std::cell::Cell<bool>,
+    pub(crate) runners: Runners,
     /// The executor's `KeyTable<K>`, for looking keys up without knowing `K`
-    /// (`spawn!(key, ..)`), and the keys' `Debug` names.
+    /// (`spawn!(key, ..)`, `Handle::current`), and the keys' `Debug` names.
     keys: Rc<dyn Any>,
     names: Box<[String]>,
 }
@@ -179,51 +149,30 @@ impl Core {
         names: Box<[String]>,
     ) -> Core {
         let weights: Vec<u32> = queues.iter().map(|(weight, _)| *weight).collect();
-        let queues = queues
-            .into_iter()
-            .map(|(weight, scheduler)| {
-                let tasks = RunQueue::new(scheduler);
-                LocalQueue {
-                    custom: tasks.is_custom(),
-                    may_track: Cell::new(tasks.is_custom()),
-                    tasks: RefCell::new(tasks),
-                    groups: RefCell::new(GroupTable::default()),
-                    weight,
-                    counters: QueueCounters::new(),
-                }
-            })
-            .collect();
         Core {
             shared: Arc::new(Shared::new(clock.clone())),
-            sched: RefCell::new(Eevdf::new(&weights, config.slice)),
-            clock,
-            config,
-            queues,
-            running: Cell::new(NONE),
-            slice_used: Cell::new(0),
-            slice_budget: Cell::new(0),
-            preempt: Cell::new(false),
-            contended: Cell::new(false),
-            now: Cell::new(0),
-            unsampled: Cell::new(0),
-            stride: Cell::new(1),
-            host_deadline: Cell::new(u64::MAX),
-            in_run: Cell::new(false),
-            in_task: Cell::new(false),
-            closed: Cell::new(false),
-            registry: RefCell::new(HashMap::default()),
-            live: Cell::new(0),
-            current_task: Cell::new(None),
-            current_group: Cell::new(None),
-            current_hint: Cell::new(0),
-            abort_current: Cell::new(false),
-            injected: RefCell::new(Injected::default()),
-            host_yields: Cell::new(0),
-            idle_waits: Cell::new(0),
-            runners: RefCell::new(Slab::new()),
+            propagate_panics: config.propagate_panics,
+            queues: queues
+                .into_iter()
+                .map(|(weight, scheduler)| LocalQueue::new(weight, scheduler))
+                .collect(),
+            turn: Turn::new(clock, &weights, config.slice, config.host_yield),
+            poll: PollInProgress::default(),
+            registry: Registry::default(),
+            injected: Default::default(),
+            counters: ExecutorCounters::default(),
+            closed: Default::default(),
+            runners: Runners::default(),
             keys,
             names,
         }
+    }
+
+    // ----- keys and queues -------------------------------------------------
+
+    /// The executor's key table, if its keys are of type `K`.
+    pub(crate) fn key_table<K: 'static>(&self) -> Option<Rc<KeyTable<K>>> {
+        self.keys.clone().downcast::<KeyTable<K>>().ok()
     }
 
     /// The index of the queue with this key.
@@ -235,12 +184,14 @@ impl Core {
             Some(table) => table.find(key),
             None => None,
         }
-        .ok_or_else(|| UnknownQueue::new(format!("{key:?}"), self.queue_names()))
+        .ok_or_else(|| self.unknown(key))
     }
 
-    /// The `Debug` names of the queue keys, in order.
-    pub(crate) fn queue_names(&self) -> Vec<String> {
-        self.names.to_vec()
+    /// The error for a key the executor does not have.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn unknown(&self, key: &dyn Debug) -> UnknownQueue {
+        UnknownQueue::new(format!("{key:?}"), self.names.to_vec())
     }
 
     /// The queue of the task being polled, or the first queue when the
@@ -249,33 +200,47 @@ impl Core {
         self.current_queue_of_task().unwrap_or(0)
     }
 
-    pub(crate) fn add_runner(&self, runner: Arc<MainWake>) -> usize {
-        self.runners.borrow_mut().insert(runner)
-    }
-
-    /// Forgets a finished runner and wakes the others' hosts: only one
-    /// host waker is registered for remote wake-ups at a time, and it may
-    /// have been this runner's.
-    pub(crate) fn remove_runner(&self, runner: usize) {
-        let others: Vec<Arc<MainWake>> = {
-            let mut runners = self.runners.borrow_mut();
-            runners.try_remove(runner);
-            runners.iter().map(|(_, r)| r.clone()).collect()
-        };
-        for other in others {
-            other.wake_host();
+    /// The queue of the task being polled, if a task is being polled.
+    fn current_queue_of_task(&self) -> Option<u32> {
+        if !self.poll.in_task() {
+            return None;
         }
+        self.turn.running().map(|queue| queue as u32)
     }
 
     pub(crate) fn propagate_panics(&self) -> bool {
-        self.config.propagate_panics
+        self.propagate_panics
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
     }
 
     // ----- spawning and waking -------------------------------------------
 
+    /// The spec of a task spawned onto queue `index` from this thread.
+    /// With no `placement`, a task spawned onto the queue of the task being
+    /// polled joins that task's group.
+    #[inline]
+    fn local_spec(&self, index: u32, label: TaskLabel, placement: Option<Placement>) -> TaskSpec {
+        let now = if self.poll.in_run() {
+            self.turn.now()
+        } else {
+            self.turn.clock().now()
+        };
+        TaskSpec {
+            shared: self.shared.clone(),
+            queue: index,
+            label,
+            now,
+            remote: false,
+            placement: placement.unwrap_or_else(|| self.inherited(index)),
+            propagate_panics: self.propagate_panics,
+        }
+    }
+
     /// Spawns a (possibly `!Send`) task onto queue `index` from the
-    /// executor's thread. With no `placement`, a task spawned onto the queue
-    /// of the task being polled joins that task's group.
+    /// executor's thread.
     pub(crate) fn spawn_local<F>(
         &self,
         index: u32,
@@ -287,24 +252,11 @@ impl Core {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let now = if self.in_run.get() {
-            self.now.get()
-        } else {
-            self.clock.now()
-        };
-        let placement = placement.unwrap_or_else(|| self.inherited(index));
-        let header = Header::new(self.shared.clone(), index, label, now, false, placement);
-        let id = header.id;
-        let propagate = self.config.propagate_panics;
-        let (runnable, task) = Builder::new().metadata(header).spawn_local(
-            move |_| TaskFuture::new(future, id, propagate),
-            WithInfo(context::schedule),
-        );
-        let handle = JoinHandle::new(task);
+        let (runnable, handle) = self.local_spec(index, label, placement).build_local(future);
         if self.closed.get() {
             // The executor is shutting down: the future is dropped unpolled
             // and the handle resolves to `Cancelled`.
-            task::run_aborted(runnable);
+            let _ = task::drop_task(runnable);
             return handle;
         }
         self.admit(runnable.metadata());
@@ -313,31 +265,23 @@ impl Core {
     }
 
     /// The group a task spawned onto queue `index` inherits: that of the
-    /// task being polled, if it belongs to the same queue.
+    /// task being polled, if it belongs to the same queue. Inheriting never
+    /// changes the group's weight.
     pub(crate) fn inherited(&self, index: u32) -> Placement {
         if !self.queues[index as usize].may_track.get() {
             // No task of this queue has a group.
             return Placement::default();
         }
-        let group = match self.current_group.get() {
-            Some(group) if self.current_queue_of_task() == Some(index) => {
-                let weight = self.queues[index as usize].groups.borrow().weight(group);
-                weight.map(|weight| (group, weight))
-            }
+        let group = match self.poll.group() {
+            Some(group) if self.current_queue_of_task() == Some(index) => Some((group, None)),
             _ => None,
         };
         Placement { group, hint: 0 }
     }
 
-    /// The queue of the task being polled, if a task is being polled.
-    fn current_queue_of_task(&self) -> Option<u32> {
-        let running = self.running.get();
-        (self.in_task.get() && running != NONE).then_some(running as u32)
-    }
-
     /// Counts a task that enters the executor (and its group).
     fn admit(&self, header: &Header) {
-        self.live.set(self.live.get() + 1);
+        self.registry.admit();
         let queue = &self.queues[header.queue as usize];
         bump(&queue.counters.spawned);
         if let Some(group) = header.group() {
@@ -346,68 +290,31 @@ impl Core {
         }
     }
 
-    /// Registers a task whose poll returned `Pending` for the first time.
-    pub(crate) fn register(&self, id: TaskId, waker: &Waker) {
-        self.registry.borrow_mut().insert(id, waker.clone());
-    }
-
-    /// Removes a finished task from the registry.
-    pub(crate) fn unregister(&self, id: TaskId) {
-        // Take the waker out first: dropping it may free the task.
-        let waker = self.registry.borrow_mut().remove(&id);
-        drop(waker);
-    }
-
-    /// Wakes an aborted task so that the loop polls it (and so sees the
-    /// abort). A task that is neither registered nor being polled is queued
-    /// (the loop sees the abort when it gets to it) or already finished.
-    pub(crate) fn wake_for_abort(&self, id: TaskId) {
-        let waker = self.registry.borrow().get(&id).cloned();
-        match waker {
-            Some(waker) => waker.wake(),
-            None if self.in_task.get() && self.current_task.get() == Some(id) => {
-                // Aborted during its own poll, before it could register:
-                // the loop wakes it if that poll parks it.
-                self.abort_current.set(true);
-            }
-            None => {}
-        }
-    }
-
-    /// A task woken on this thread while the executor runs.
+    /// A task of this executor woken on this thread while the executor runs.
     #[inline]
     pub(crate) fn enqueue_woken(&self, runnable: Runnable<Header>) {
         runnable
             .metadata()
             .woken_at
-            .store(self.now.get(), Ordering::Relaxed);
+            .store(self.turn.now(), Ordering::Relaxed);
         self.enqueue(runnable);
     }
 
+    /// Puts a runnable task of this executor into its queue.
     #[inline]
     fn enqueue(&self, runnable: Runnable<Header>) {
         let index = runnable.metadata().queue as usize;
         let queue = &self.queues[index];
-        let was_empty = queue.tasks.borrow_mut().push(runnable);
-        if was_empty {
-            let mut sched = self.sched.borrow_mut();
-            if !sched.is_active(index) {
-                if let Some(after) = sched.activate(index) {
-                    // End the running turn once the woken queue is eligible.
-                    bump(&queue.counters.preemptions);
-                    if after == 0 {
-                        self.preempt.set(true);
-                    } else {
-                        self.slice_budget.set(self.slice_budget.get().min(after));
-                    }
-                }
-                self.contended.set(sched.contended());
-            }
+        let was_empty = queue.tasks.borrow_mut().push(runnable, |header| {
+            header.group().map_or(1, |group| queue.group_weight(group))
+        });
+        if was_empty && self.turn.activate(index) {
+            bump(&queue.counters.preemptions);
         }
     }
 
     /// Moves injected tasks into the local queues and delivers abort
-    /// requests.
+    /// requests and dropped tasks.
     fn drain_injected(&self) {
         self.shared.clear(REMOTE);
         let mut batch = self.injected.take();
@@ -429,51 +336,56 @@ impl Core {
         self.injected.replace(batch);
     }
 
+    /// Wakes an aborted task so that the loop polls it (and so sees the
+    /// abort). A task that is neither parked nor being polled is queued (the
+    /// loop sees the abort when it gets to it) or already finished.
+    pub(crate) fn wake_for_abort(&self, id: TaskId) {
+        match self.registry.waker(id) {
+            Some(waker) => waker.wake(),
+            // Aborted during its own poll, before it could park: the loop
+            // wakes it if that poll parks it.
+            None => {
+                self.poll.abort_if_current(id);
+            }
+        }
+    }
+
+    /// A scheduler dropped a task it held: it is cancelled (its future
+    /// dropped, its handle resolving to `Cancelled`, or to the panic of the
+    /// future's `Drop`) and counted as such in its own queue.
+    fn cancel_dropped(&self, runnable: Runnable<Header>) {
+        let header = runnable.metadata();
+        let (id, group) = (header.id, header.group());
+        let queue = &self.queues[header.queue as usize];
+        let (outcome, parked) = task::drop_task(runnable);
+        self.registry.retire(id, parked);
+        match outcome {
+            Outcome::Panicked => bump(&queue.counters.panicked),
+            _ => bump(&queue.counters.cancelled),
+        }
+        if let Some(group) = group
+            && queue.groups.borrow_mut().leave(group)
+            && let Ok(mut tasks) = queue.tasks.try_borrow_mut()
+        {
+            tasks.group_gone(group);
+        }
+    }
+
     // ----- the run loop --------------------------------------------------
-
-    /// Starts a `run_until` poll: the host gets control back after the
-    /// host-yield interval, or never if `host_yield` is false (`block_on`).
-    pub(crate) fn begin_host_turn(&self, host_yield: bool) {
-        let now = self.clock.now();
-        // Tasks spawned or woken by the `run_until` future before the loop
-        // runs are dated from here.
-        self.now.set(now);
-        let deadline = if host_yield {
-            now.saturating_add(self.config.host_yield)
-        } else {
-            u64::MAX
-        };
-        self.host_deadline.set(deadline);
-    }
-
-    pub(crate) fn host_turn_over(&self) -> bool {
-        self.clock.now() >= self.host_deadline.get()
-    }
-
-    pub(crate) fn note_host_yield(&self) {
-        bump(&self.host_yields);
-    }
-
-    pub(crate) fn note_idle_wait(&self) {
-        bump(&self.idle_waits);
-    }
 
     /// Polls tasks until nothing is runnable, the host's turn comes, a woken
     /// `run_until` future is due (at the end of the running turn, or after
     /// `MAIN_BATCH` polls, and always after at least one poll, so tasks make
     /// progress however often it is woken), or a task panic must propagate.
     pub(crate) fn run_tasks(&self) -> Exit {
-        // Time spent outside (in the host, in a `run_until` future) is
-        // nobody's.
-        self.now.set(self.clock.now());
-        self.unsampled.set(0);
+        self.turn.start_loop();
         let exit = self.run_loop();
-        self.settle();
+        self.turn.settle();
         exit
     }
 
     fn run_loop(&self) -> Exit {
-        let host_deadline = self.host_deadline.get();
+        let host_deadline = self.turn.host_deadline();
         let mut polls: u32 = 0;
         loop {
             let attention = self.shared.attention();
@@ -481,102 +393,170 @@ impl Core {
                 if attention & REMOTE != 0 {
                     self.drain_injected();
                 }
-                if attention & MAIN != 0 && polls > 0 && (polls >= MAIN_BATCH || self.turn_over()) {
+                if attention & MAIN != 0
+                    && polls > 0
+                    && (polls >= MAIN_BATCH || self.turn.is_over())
+                {
                     return Exit::MainWoken;
                 }
             }
 
-            let Some(index) = self.turn() else {
-                return Exit::Idle;
+            // `queue`: the queue the task was spawned on (see `next_task`).
+            let (runnable, queue) = match self.next_task() {
+                Next::Task(runnable, queue) => (runnable, queue),
+                Next::RanDry => continue,
+                Next::Idle => return Exit::Idle,
             };
-            let queue = &self.queues[index];
-            let next = queue.tasks.borrow_mut().pop();
-            let Some(runnable) = next else {
-                // The running queue ran dry: it leaves the scheduler.
-                self.settle();
-                self.end_turn();
-                continue;
-            };
-
             let header = runnable.metadata();
             let id = header.id;
             // Grouped tasks and custom schedulers need this poll's own CPU
             // time and hear about it; queues that use neither skip it all.
             let tracked = queue.may_track.get() && self.track_start(queue, header);
-            let start = self.now.get();
-            if header.aborted.load(Ordering::Acquire) {
+            let start = self.turn.now();
+            let request = if header.aborted.load(Ordering::Acquire) {
                 // The task future drops the user's future and completes as
                 // `Cancelled`.
-                task::request(Signal::Abort);
+                Signal::Abort
             } else {
                 let woken_at = header.woken_at.load(Ordering::Relaxed);
                 queue
                     .counters
                     .queue_delay
                     .record(start.saturating_sub(woken_at));
-                task::request(Signal::Poll);
-            }
+                Signal::Poll
+            };
 
             polls += 1;
-            self.current_task.set(Some(id));
-            self.in_task.set(true);
+            self.poll.begin(id);
+            task::request(request);
             // The task future catches panics of the user's future; this
             // catches anything else (a panicking waker of the join handle).
             let escaped = std::panic::catch_unwind(AssertUnwindSafe(|| runnable.run())).err();
-            self.in_task.set(false);
-
-            let unsampled = self.unsampled.get() + 1;
-            self.unsampled.set(unsampled);
-            let sampled = tracked || self.contended.get() || unsampled >= self.stride.get();
-            if sampled {
-                self.sample();
-            }
+            let aborted_during_poll = self.poll.end();
+            let sampled = self.turn.poll_ended(tracked);
 
             let answer = task::answer();
             if tracked {
-                self.track_end(queue, id, start, answer != Signal::Pending);
+                let finished = matches!(answer, Signal::Finished { .. });
+                self.track_end(queue, id, start, finished);
             }
             let counters = &queue.counters;
-            match answer {
-                Signal::Pending => {
+            let mut panicked = false;
+            if let Signal::Pending { first } = answer {
+                // The common case first: the task is pending.
+                bump(&counters.polls);
+                if first && let Some(waker) = task::take_parked_waker() {
+                    self.registry.park(id, waker);
+                }
+                if aborted_during_poll {
+                    // Parked now: wake it so that it sees the abort.
+                    self.wake_for_abort(id);
+                }
+            } else if let Signal::Finished { outcome, parked } = answer {
+                self.registry.retire(id, parked);
+                if request == Signal::Poll {
                     bump(&counters.polls);
-                    if self.abort_current.replace(false) {
-                        // Aborted during this poll; registered now.
-                        self.wake_for_abort(id);
+                }
+                match outcome {
+                    Outcome::Completed => bump(&counters.completed),
+                    Outcome::Cancelled => bump(&counters.cancelled),
+                    Outcome::Panicked => {
+                        bump(&counters.panicked);
+                        panicked = true;
                     }
                 }
-                Signal::Completed => {
-                    bump(&counters.polls);
-                    bump(&counters.completed);
-                    self.retire();
-                }
-                Signal::Cancelled => {
-                    bump(&counters.cancelled);
-                    self.retire();
-                    if let Some(payload) = self.propagating(None) {
-                        return Exit::Panicked(payload);
-                    }
-                }
-                Signal::Panicked => {
-                    bump(&counters.polls);
-                    bump(&counters.panicked);
-                    self.retire();
-                    if let Some(payload) = self.propagating(None) {
-                        return Exit::Panicked(payload);
-                    }
-                }
+            } else {
                 // No task future ran: the task had already closed.
-                Signal::Poll | Signal::Abort => self.retire(),
+                self.registry.retire(id, true);
             }
-            if escaped.is_some()
+            if (panicked || escaped.is_some())
                 && let Some(payload) = self.propagating(escaped)
             {
                 return Exit::Panicked(payload);
             }
 
-            if sampled && self.now.get() >= host_deadline {
+            if sampled && self.turn.now() >= host_deadline {
                 return Exit::HostYield;
             }
+        }
+    }
+
+    /// The next task to poll: from the running queue, starting a new turn
+    /// when the last one is over. When the running queue runs dry, its turn
+    /// ends and the loop gets a chance to hand a woken `run_until` future
+    /// its turn before the next queue is picked.
+    ///
+    /// A custom scheduler can hand out a task that is not its queue's (one
+    /// policy object shared by two queues, or by two executors). A task of
+    /// another queue of this executor is run here and counted in its own
+    /// queue; a task of another executor is handed back to that executor
+    /// (as if woken there), or dropped as cancelled if that executor is
+    /// gone. Either way the executor keeps its own books straight.
+    #[inline]
+    fn next_task(&self) -> Next<'_> {
+        loop {
+            let index = if self.turn.is_over() {
+                self.turn.settle();
+                self.end_turn();
+                let Some(index) = self.turn.pick() else {
+                    return Next::Idle;
+                };
+                bump(&self.queues[index].counters.slices);
+                index
+            } else {
+                match self.turn.running() {
+                    Some(index) => index,
+                    None => return Next::Idle,
+                }
+            };
+            let queue = &self.queues[index];
+            let next = queue.tasks.borrow_mut().pop();
+            let Some(runnable) = next else {
+                // The running queue ran dry: it leaves the scheduler.
+                self.turn.settle();
+                self.end_turn();
+                return Next::RanDry;
+            };
+            if queue.custom {
+                let header = runnable.metadata();
+                if !header.belongs_to(&self.shared) {
+                    self.hand_back_foreign(runnable);
+                    continue;
+                }
+                let own = &self.queues[header.queue as usize];
+                return Next::Task(runnable, own);
+            }
+            return Next::Task(runnable, queue);
+        }
+    }
+
+    /// Gives a task of another executor, found in one of our queues, back
+    /// to its own executor.
+    #[cold]
+    #[inline(never)]
+    fn hand_back_foreign(&self, runnable: Runnable<Header>) {
+        let owner = runnable.metadata().shared.clone();
+        runnable
+            .metadata()
+            .woken_at
+            .store(owner.clock.now(), Ordering::Relaxed);
+        if let Err(runnable) = owner.inject_new(runnable) {
+            // Its executor is gone (its shutdown could not reach a task that
+            // sat in our queue): cancel it here, so its handle resolves.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| task::drop_task(runnable)));
+        }
+    }
+
+    /// Charges the running queue for its turn and hands it back to the
+    /// scheduler.
+    #[inline]
+    fn end_turn(&self) {
+        let ended = self
+            .turn
+            .end(|index| !self.queues[index].tasks.borrow().is_empty());
+        if let Some(ended) = ended {
+            let busy = &self.queues[ended.queue].counters.busy;
+            busy.set(busy.get() + ended.used);
         }
     }
 
@@ -586,12 +566,11 @@ impl Core {
     #[inline(never)]
     fn track_start(&self, queue: &LocalQueue, header: &Header) -> bool {
         let group = header.group();
-        self.current_group.set(group);
+        self.poll.set_placement(group, header.hint());
         if !queue.custom && group.is_none() {
             return false;
         }
-        self.current_hint.set(header.hint());
-        self.settle();
+        self.turn.settle();
         true
     }
 
@@ -600,8 +579,8 @@ impl Core {
     /// group left empty is forgotten.
     #[inline(never)]
     fn track_end(&self, queue: &LocalQueue, task: TaskId, start: u64, finished: bool) {
-        let (group, hint) = (self.current_group.get(), self.current_hint.get());
-        let cpu = self.now.get().saturating_sub(start);
+        let (group, hint) = (self.poll.group(), self.poll.hint());
+        let cpu = self.turn.now().saturating_sub(start);
         let mut gone = None;
         if let Some(group) = group {
             let mut groups = queue.groups.borrow_mut();
@@ -615,7 +594,7 @@ impl Core {
                 task,
                 group,
                 hint,
-                cpu: self.clock.to_duration(cpu),
+                cpu: self.turn.clock().to_duration(cpu),
                 finished,
             };
             let mut tasks = queue.tasks.borrow_mut();
@@ -626,103 +605,12 @@ impl Core {
         }
     }
 
-    /// A scheduler dropped a task it held: it is cancelled (its future
-    /// dropped, its handle resolving to `Cancelled`) and counted as such.
-    fn cancel_dropped(&self, runnable: Runnable<Header>) {
-        let header = runnable.metadata();
-        let index = header.queue as usize;
-        let group = header.group();
-        task::run_aborted(runnable);
-        let queue = &self.queues[index];
-        bump(&queue.counters.cancelled);
-        if let Some(group) = group
-            && queue.groups.borrow_mut().leave(group)
-            && let Ok(mut tasks) = queue.tasks.try_borrow_mut()
-        {
-            tasks.group_gone(group);
-        }
-        self.retire();
-    }
-
-    /// Counts a task that finished (its future is gone).
-    #[inline]
-    fn retire(&self) {
-        self.live.set(self.live.get() - 1);
-        self.abort_current.set(false);
-    }
-
-    /// Reads the clock, charges the time since the last reading to the
-    /// running turn, and adapts the sampling stride.
-    #[inline]
-    fn sample(&self) {
-        let now = self.clock.now();
-        let elapsed = now.saturating_sub(self.now.get());
-        self.slice_used.set(self.slice_used.get() + elapsed);
-        self.now.set(now);
-        let polls = u64::from(self.unsampled.replace(0));
-        let stride = if self.contended.get() || elapsed >= polls * self.config.short_poll {
-            1
-        } else {
-            (self.stride.get() * 2).min(MAX_STRIDE)
-        };
-        self.stride.set(stride);
-    }
-
-    /// Reads the clock if polls ran since the last reading.
-    #[inline]
-    fn settle(&self) {
-        if self.unsampled.get() != 0 {
-            self.sample();
-        }
-    }
-
     /// The panic payload to resume out of `run_until`, if panics propagate:
-    /// the one a task future kept, else `escaped`.
+    /// the one the task future left, else `escaped`. Always takes the task
+    /// future's payload, so none outlives the poll that made it.
     fn propagating(&self, escaped: Option<Box<dyn Any + Send>>) -> Option<Box<dyn Any + Send>> {
         let payload = task::take_propagating_panic().or(escaped);
-        payload.filter(|_| self.config.propagate_panics)
-    }
-
-    /// Whether the running queue's turn is over: budget used, preempted, or
-    /// no turn in progress.
-    #[inline]
-    fn turn_over(&self) -> bool {
-        self.running.get() == NONE
-            || self.preempt.get()
-            || self.slice_used.get() >= self.slice_budget.get()
-    }
-
-    /// The queue whose turn it is, starting a new turn if the last one is
-    /// over.
-    #[inline]
-    fn turn(&self) -> Option<usize> {
-        if !self.turn_over() {
-            return Some(self.running.get());
-        }
-        self.settle();
-        self.end_turn();
-        let pick = self.sched.borrow_mut().pick()?;
-        self.running.set(pick.queue);
-        self.slice_budget.set(pick.budget);
-        bump(&self.queues[pick.queue].counters.slices);
-        Some(pick.queue)
-    }
-
-    /// Charges the running queue for its turn and hands it back to the
-    /// scheduler.
-    fn end_turn(&self) {
-        self.preempt.set(false);
-        let index = self.running.replace(NONE);
-        if index == NONE {
-            return;
-        }
-        let used = self.slice_used.replace(0);
-        let queue = &self.queues[index];
-        queue.counters.busy.set(queue.counters.busy.get() + used);
-        let still_runnable = !queue.tasks.borrow().is_empty();
-        let mut sched = self.sched.borrow_mut();
-        sched.switch(used, still_runnable);
-        self.contended.set(sched.contended());
+        payload.filter(|_| self.propagate_panics)
     }
 
     /// Whether the code being polled should yield now (for `yield_maybe`).
@@ -731,16 +619,35 @@ impl Core {
             // Remote wakes count as soon as they are delivered.
             self.drain_injected();
         }
-        let now = self.clock.now();
-        if now >= self.host_deadline.get() {
-            return true;
+        self.turn.should_yield(self.poll.in_task())
+    }
+
+    pub(crate) fn note_host_yield(&self) {
+        bump(&self.counters.host_yields);
+    }
+
+    pub(crate) fn note_idle_wait(&self) {
+        bump(&self.counters.idle_waits);
+    }
+
+    /// Gives memory back after a burst: every part whose capacity is far
+    /// above what it holds shrinks. A few comparisons when nothing is to be
+    /// done; called when a run hands control back to its host (idle, host
+    /// yield, done), never per poll.
+    pub(crate) fn trim(&self) {
+        self.registry.trim();
+        for queue in self.queues.iter() {
+            queue.trim();
         }
-        if !self.in_task.get() {
-            // A `run_until` future: yield if any task is waiting.
-            return self.sched.borrow().has_active();
+        // The injector's buffers and ours swap at every drain: after a
+        // burst of remote traffic both are oversized, and ours says so
+        // without taking the injector's lock.
+        if let Ok(mut injected) = self.injected.try_borrow_mut()
+            && injected.oversized()
+        {
+            injected.trim();
+            self.shared.trim();
         }
-        self.preempt.get()
-            || self.slice_used.get() + now.saturating_sub(self.now.get()) >= self.slice_budget.get()
     }
 
     // ----- stats -----------------------------------------------------------
@@ -748,45 +655,43 @@ impl Core {
     pub(crate) fn queue_stats<K>(&self, index: usize, key: K) -> QueueStats<K> {
         let queue = &self.queues[index];
         let counters = &queue.counters;
-        let mut busy = counters.busy.get();
-        if self.running.get() == index {
-            busy += self.slice_used.get();
-        }
-        let lag_ticks = self.sched.borrow().lag(index);
-        let lag_nanos = self.clock.to_duration(lag_ticks.unsigned_abs()).as_nanos() as i64;
+        let clock = self.turn.clock();
+        let busy = counters.busy.get() + self.turn.used_by(index);
+        let lag_ticks = self.turn.lag(index);
+        let lag_nanos = clock.to_duration(lag_ticks.unsigned_abs()).as_nanos() as i64;
+        let tasks = queue.tasks.try_borrow().ok();
         QueueStats {
             key,
             weight: queue.weight,
             polls: counters.polls.get(),
-            busy: self.clock.to_duration(busy),
+            busy: clock.to_duration(busy),
             spawned: counters.spawned.get(),
             completed: counters.completed.get(),
             cancelled: counters.cancelled.get(),
             panicked: counters.panicked.get(),
-            runnable: queue.tasks.borrow().len(),
+            runnable: tasks.as_ref().map_or(0, |tasks| tasks.len()),
             slices: counters.slices.get(),
             preemptions: counters.preemptions.get(),
             lag_nanos: if lag_ticks < 0 { -lag_nanos } else { lag_nanos },
-            queue_delay: counters.queue_delay.snapshot(&self.clock),
-            scheduler: queue.tasks.borrow().name(),
-            groups: queue.groups.borrow().snapshot(&self.clock),
+            queue_delay: counters.queue_delay.snapshot(clock),
+            scheduler: tasks.as_ref().map_or("", |tasks| tasks.name()),
+            groups: queue.groups.borrow().snapshot(clock),
         }
     }
 
     pub(crate) fn live_tasks(&self) -> usize {
-        self.live.get()
+        self.registry.live()
     }
 
     pub(crate) fn runnable_tasks(&self) -> usize {
-        self.queues.iter().map(|q| q.tasks.borrow().len()).sum()
+        self.queues
+            .iter()
+            .map(|q| q.tasks.try_borrow().map_or(0, |tasks| tasks.len()))
+            .sum()
     }
 
-    pub(crate) fn host_yields(&self) -> u64 {
-        self.host_yields.get()
-    }
-
-    pub(crate) fn idle_waits(&self) -> u64 {
-        self.idle_waits.get()
+    pub(crate) fn counters(&self) -> &ExecutorCounters {
+        &self.counters
     }
 
     // ----- shutdown --------------------------------------------------------
@@ -797,14 +702,12 @@ impl Core {
     pub(crate) fn shutdown(&self) {
         self.closed.set(true);
         self.shared.close();
-        // Wake every registered task: each one's `Runnable` then lands in a
-        // local queue or the injector (this executor is not current, so
-        // wakes are injected), where the loop below drops it.
-        let wakers = std::mem::take(&mut *self.registry.borrow_mut());
-        for (_, waker) in wakers {
+        // Wake every parked task: each one's `Runnable` then lands in the
+        // injector (this executor is not running, so wakes are injected),
+        // where the loop below drops it.
+        for (_, waker) in self.registry.take_all() {
             waker.wake();
         }
-        self.live.set(0);
         loop {
             let mut dropped_any = false;
             for queue in self.queues.iter() {
@@ -812,18 +715,29 @@ impl Core {
                     let next = queue.tasks.borrow_mut().pop();
                     let Some(runnable) = next else { break };
                     dropped_any = true;
-                    task::run_aborted(runnable);
+                    self.drop_at_shutdown(runnable);
                 }
             }
             let mut batch = Injected::default();
             self.shared.take_injected(&mut batch);
             for runnable in batch.tasks.into_iter().chain(batch.dropped) {
                 dropped_any = true;
-                task::run_aborted(runnable);
+                self.drop_at_shutdown(runnable);
             }
             if !dropped_any {
                 break;
             }
+        }
+        self.trim();
+    }
+
+    /// Drops a task's future at shutdown; a task of another executor that
+    /// sat in one of our queues (a shared scheduler) goes back to it.
+    fn drop_at_shutdown(&self, runnable: Runnable<Header>) {
+        if runnable.metadata().belongs_to(&self.shared) {
+            let _ = task::drop_task(runnable);
+        } else {
+            self.hand_back_foreign(runnable);
         }
     }
 }
@@ -832,15 +746,10 @@ impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core")
             .field("queues", &self.queues.len())
-            .field(
-                "live_tasks",
-                &self.registry.try_borrow().map(|r| r.len()).ok(),
-            )
-            .field(
-                "running",
-                &(self.running.get() != NONE).then(|| self.running.get()),
-            )
-            .field("in_run", &self.in_run.get())
+            .field("live_tasks", &self.registry.live())
+            .field("parked_tasks", &self.registry.len())
+            .field("running", &self.turn.running())
+            .field("in_run", &self.poll.in_run())
             .finish_non_exhaustive()
     }
 }
@@ -853,15 +762,17 @@ where
     F::Output: 'static,
 {
     // The executor is gone; the header still needs shared state of its own.
-    let shared = Arc::new(Shared::new(Clock::get()));
-    let header = Header::new(shared, index, label, 0, false, Placement::default());
-    let id = header.id;
-    // The schedule function is never called: the task completes (as
-    // `Cancelled`) before anything can wake it.
-    let (runnable, task) = Builder::new()
-        .metadata(header)
-        .spawn_local(move |_| TaskFuture::new(future, id, false), |_| {});
-    let handle = JoinHandle::new(task);
-    task::run_aborted(runnable);
+    let clock = Clock::get();
+    let spec = TaskSpec {
+        shared: Arc::new(Shared::new(clock)),
+        queue: index,
+        label,
+        now: 0,
+        remote: false,
+        placement: Placement::default(),
+        propagate_panics: false,
+    };
+    let (runnable, handle) = spec.build_local(future);
+    let _ = task::drop_task(runnable);
     handle
 }

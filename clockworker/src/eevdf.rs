@@ -72,8 +72,20 @@ use std::collections::BinaryHeap;
 /// weight 1.
 const SHIFT: u32 = 20;
 
-/// The largest weight a queue may have.
-pub(crate) const MAX_WEIGHT: u32 = 1 << SHIFT;
+/// The largest weight a queue or a task group may have (2^20): weights are
+/// `1..=MAX_WEIGHT`. Virtual time is kept in fixed point with this many
+/// units per tick at weight 1, so that a weight-`MAX_WEIGHT` queue still
+/// advances by at least one unit per tick. The builders and
+/// `#[clockworker::main]` reject larger weights.
+///
+/// ```
+/// use clockworker::{BuildError, ExecutorBuilder, MAX_WEIGHT};
+///
+/// assert!(ExecutorBuilder::new().with_queue(0, MAX_WEIGHT).build().is_ok());
+/// let error = ExecutorBuilder::new().with_queue(0, MAX_WEIGHT + 1).build().unwrap_err();
+/// assert!(matches!(error, BuildError::WeightTooLarge { max: MAX_WEIGHT, .. }));
+/// ```
+pub const MAX_WEIGHT: u32 = 1 << SHIFT;
 
 /// `a < b` on wrapping virtual times.
 #[inline]

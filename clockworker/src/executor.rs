@@ -1,31 +1,23 @@
-//! The executor handle, queue handles and spawners.
+//! The executor: the owner of a set of weighted queues and their tasks.
 
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
-use std::marker::PhantomData;
-use std::rc::{Rc, Weak};
-use std::sync::Arc;
+use std::rc::Rc;
 
-use async_task::{Builder, WithInfo};
-
-use crate::context;
-use crate::core::{self, Core};
-use crate::group::GroupHandle;
-use crate::join::JoinHandle;
-use crate::key::KeyTable;
+use crate::error::UnknownQueue;
+use crate::handle::Handle;
+use crate::queue::QueueHandle;
 use crate::run::{self, RunUntil};
-use crate::sched::GroupId;
-use crate::shared::Shared;
+use crate::spawner::Spawner;
 use crate::stats::{ExecutorStats, QueueStats};
-use crate::task::{Header, Placement, TaskFuture, TaskLabel};
 
 /// A single-threaded executor with weighted task queues.
 ///
-/// Built by [`ExecutorBuilder`](crate::ExecutorBuilder). `Executor` is a
-/// cheap handle: clones share the same executor, and the executor lives until
-/// the last clone is dropped. It is `!Send`; everything that touches it runs
-/// on the thread that built it.
+/// Built by [`ExecutorBuilder`](crate::ExecutorBuilder). `Executor` owns the
+/// executor and its tasks; clones are cheap and share it, and the executor
+/// lives until the last clone is dropped. It is `!Send`: everything that
+/// touches it runs on the thread that built it.
 ///
 /// Tasks are spawned onto queues through [`QueueHandle`]s (any future, on
 /// this thread) or [`Spawner`]s (`Send` futures, from any thread). They run
@@ -34,12 +26,17 @@ use crate::task::{Header, Placement, TaskFuture, TaskLabel};
 /// executor. Tasks spawned before either starts wait in their queues; tasks
 /// still pending when a run returns stay for the next run.
 ///
-/// Dropping the last handle drops every remaining task's future on this
-/// thread, parked tasks included, and every outstanding [`JoinHandle`] then
-/// resolves to [`JoinError::Cancelled`](crate::JoinError::Cancelled).
-/// `QueueHandle`s held by tasks do not keep the executor alive (an
-/// `Executor` clone moved into one of its own tasks does, until that task
-/// ends).
+/// To reach the executor without owning it, use a [`Handle`]
+/// ([`executor.handle()`](Executor::handle), or
+/// [`Handle::current()`](Handle::current) from inside a task): handles, queue
+/// handles and spawners never keep the tasks alive.
+///
+/// Dropping the last `Executor` drops every remaining task's future on this
+/// thread, parked tasks included, and every outstanding
+/// [`JoinHandle`](crate::JoinHandle) then resolves to
+/// [`JoinError::Cancelled`](crate::JoinError::Cancelled). (An `Executor`
+/// clone moved into one of its own tasks keeps the executor alive until that
+/// task ends; move a [`Handle`] instead.)
 ///
 /// # Examples
 ///
@@ -64,17 +61,17 @@ use crate::task::{Header, Placement, TaskFuture, TaskLabel};
 /// assert_eq!(executor.queue_stats("bg").unwrap().completed, 4);
 /// ```
 pub struct Executor<K> {
-    inner: Rc<Inner<K>>,
+    inner: Rc<Owner<K>>,
 }
 
-struct Inner<K> {
-    core: Rc<Core>,
-    keys: Rc<KeyTable<K>>,
+/// The owning part: dropping the last one shuts the executor down.
+struct Owner<K> {
+    handle: Handle<K>,
 }
 
-impl<K> Drop for Inner<K> {
+impl<K> Drop for Owner<K> {
     fn drop(&mut self) {
-        self.core.shutdown();
+        self.handle.core().shutdown();
     }
 }
 
@@ -87,55 +84,51 @@ impl<K> Clone for Executor<K> {
 }
 
 impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
-    pub(crate) fn new(core: Rc<Core>, keys: Rc<KeyTable<K>>) -> Executor<K> {
+    pub(crate) fn new(handle: Handle<K>) -> Executor<K> {
         Executor {
-            inner: Rc::new(Inner { core, keys }),
+            inner: Rc::new(Owner { handle }),
         }
     }
 
-    #[inline]
-    fn index(&self, key: K) -> Result<u32, UnknownQueue> {
-        match self.inner.keys.find(&key) {
-            Some(index) => Ok(index),
-            None => Err(self.unknown(key)),
-        }
+    /// A non-owning handle to this executor: it reaches the executor's
+    /// queues, spawners and stats without keeping its tasks alive. Clone it
+    /// to keep it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue("bg", 1).build().unwrap();
+    /// let handle = executor.handle().clone();
+    /// let bg = handle.queue("bg").unwrap();
+    /// assert_eq!(executor.block_on(bg.spawn(async { 5 })).unwrap(), 5);
+    /// drop(executor);
+    /// assert!(handle.is_closed());
+    /// ```
+    pub fn handle(&self) -> &Handle<K> {
+        &self.inner.handle
     }
 
-    #[cold]
-    #[inline(never)]
-    fn unknown(&self, key: K) -> UnknownQueue {
-        UnknownQueue::new(format!("{key:?}"), self.inner.core.queue_names())
-    }
-
-    /// A handle that spawns onto the queue with this key.
+    /// A handle that spawns onto the queue with this key, from this thread
+    /// (see [`Handle::queue`]).
     ///
     /// # Errors
     ///
     /// [`UnknownQueue`] if no queue has this key.
     #[inline]
     pub fn queue(&self, key: K) -> Result<QueueHandle<K>, UnknownQueue> {
-        let index = self.index(key)?;
-        Ok(QueueHandle {
-            core: Rc::downgrade(&self.inner.core),
-            index,
-            key,
-        })
+        self.inner.handle.queue(key)
     }
 
     /// A `Send + Sync` handle that spawns `Send` futures onto the queue with
-    /// this key from any thread.
+    /// this key from any thread (see [`Handle::spawner`]).
     ///
     /// # Errors
     ///
     /// [`UnknownQueue`] if no queue has this key.
     pub fn spawner(&self, key: K) -> Result<Spawner<K>, UnknownQueue> {
-        let index = self.index(key)?;
-        Ok(Spawner {
-            shared: self.inner.core.shared.clone(),
-            index,
-            propagate_panics: self.inner.core.propagate_panics(),
-            _key: PhantomData,
-        })
+        self.inner.handle.spawner(key)
     }
 
     /// Runs the executor's tasks until `future` completes, inside whatever
@@ -145,8 +138,8 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
     /// `future` itself is polled on this thread when it is woken: at the end
     /// of the running queue's turn or after at most 64 task polls, whichever
     /// comes first (so a future that awaits many join handles in turn does
-    /// not cost a round trip per task). While tasks stay runnable, the returned future hands
-    /// control back to its host at least every
+    /// not cost a round trip per task). While tasks stay runnable, the
+    /// returned future hands control back to its host at least every
     /// [host-yield interval](crate::ExecutorBuilder::with_host_yield_interval)
     /// so that the host's IO and timers progress; when nothing is runnable it
     /// returns `Pending` and is woken by any spawn or wake-up, from any
@@ -178,7 +171,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
     /// }
     /// ```
     pub fn run_until<F: Future>(&self, future: F) -> RunUntil<'_, F> {
-        RunUntil::new(&self.inner.core, future, true)
+        RunUntil::new(self.inner.handle.core(), future, true)
     }
 
     /// Runs the executor's tasks on this thread until `future` completes,
@@ -193,273 +186,64 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
     ///
     /// Panics if this executor is already running on this thread, and, in
     /// the default panic mode, resumes a task's panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
+    /// let spawner = executor.spawner(0).unwrap();
+    /// // Woken from another thread while parked.
+    /// let out = executor.block_on(async move {
+    ///     let handle = std::thread::spawn(move || spawner.spawn(async { 6 * 7 }))
+    ///         .join()
+    ///         .unwrap();
+    ///     handle.await.unwrap()
+    /// });
+    /// assert_eq!(out, 42);
+    /// ```
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        run::block_on(RunUntil::new(&self.inner.core, future, false))
+        run::block_on(RunUntil::new(self.inner.handle.core(), future, false))
     }
 
-    /// A snapshot of every queue's counters.
+    /// A snapshot of every queue's counters (see [`Handle::stats`]).
     pub fn stats(&self) -> ExecutorStats<K> {
-        let core = &self.inner.core;
-        ExecutorStats {
-            queues: self
-                .inner
-                .keys
-                .keys()
-                .iter()
-                .enumerate()
-                .map(|(index, &key)| core.queue_stats(index, key))
-                .collect(),
-            live_tasks: core.live_tasks(),
-            host_yields: core.host_yields(),
-            idle_waits: core.idle_waits(),
-            remote_schedules: core.shared.remote_schedules(),
-        }
+        self.inner.handle.stats()
     }
 
-    /// A snapshot of one queue's counters.
+    /// A snapshot of one queue's counters (see [`Handle::queue_stats`]).
     ///
     /// # Errors
     ///
     /// [`UnknownQueue`] if no queue has this key.
     pub fn queue_stats(&self, key: K) -> Result<QueueStats<K>, UnknownQueue> {
-        let index = self.index(key)?;
-        Ok(self.inner.core.queue_stats(index as usize, key))
+        self.inner.handle.queue_stats(key)
     }
 
     /// The configured queue keys, in order.
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new()
+    ///     .with_queue("fg", 8)
+    ///     .with_queue("bg", 1)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(executor.keys(), ["fg", "bg"]);
+    /// ```
     pub fn keys(&self) -> &[K] {
-        self.inner.keys.keys()
+        self.inner.handle.keys()
     }
 }
 
 impl<K: fmt::Debug> fmt::Debug for Executor<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let core = &self.inner.core;
+        let handle = &self.inner.handle;
+        let core = handle.core();
         f.debug_struct("Executor")
-            .field("queues", &self.inner.keys.keys())
+            .field("queues", &handle.key_list())
             .field("live_tasks", &core.live_tasks())
             .field("runnable", &core.runnable_tasks())
             .finish()
     }
 }
-
-/// Spawns tasks onto one queue of an executor, from the executor's thread.
-///
-/// Obtained from [`Executor::queue`]. It does not keep the executor alive:
-/// once the executor is dropped, `spawn` returns a handle that resolves to
-/// [`JoinError::Cancelled`](crate::JoinError::Cancelled) and drops the
-/// future unpolled.
-pub struct QueueHandle<K> {
-    core: Weak<Core>,
-    index: u32,
-    key: K,
-}
-
-impl<K: Copy> QueueHandle<K> {
-    /// Spawns `future` as a task on this queue. The future need not be
-    /// `Send`. The task starts running the next time the executor runs and
-    /// picks this queue; its spawn site is recorded (see
-    /// [`JoinHandle::label`]). Spawned from a task of this same queue, the
-    /// new task joins the spawning task's group.
-    #[track_caller]
-    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + 'static,
-        F::Output: 'static,
-    {
-        self.spawn_placed(future, None, TaskLabel::caller())
-    }
-
-    /// Spawns `future` with a hint for the queue's scheduler: a number its
-    /// policy reads through [`ReadyTask::hint`](crate::sched::ReadyTask::hint),
-    /// such as a deadline or a priority. The default FIFO scheduler ignores
-    /// it.
-    #[track_caller]
-    pub fn spawn_with_hint<F>(&self, hint: u64, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + 'static,
-        F::Output: 'static,
-    {
-        let label = TaskLabel::caller();
-        let group = self
-            .core
-            .upgrade()
-            .map(|core| core.inherited(self.index).group);
-        let placement = Placement {
-            group: group.flatten(),
-            hint,
-        };
-        self.spawn_placed(future, Some(placement), label)
-    }
-
-    /// A handle that spawns tasks into group `id` of this queue, with weight
-    /// 1 (see [`GroupHandle::with_weight`]).
-    pub fn group(&self, id: impl Into<GroupId>) -> GroupHandle<K>
-    where
-        K: fmt::Debug,
-    {
-        GroupHandle::new(self.clone(), id.into())
-    }
-
-    pub(crate) fn spawn_placed<F>(
-        &self,
-        future: F,
-        placement: Option<Placement>,
-        label: TaskLabel,
-    ) -> JoinHandle<F::Output>
-    where
-        F: Future + 'static,
-        F::Output: 'static,
-    {
-        match self.core.upgrade() {
-            Some(core) => core.spawn_local(self.index, future, label, placement),
-            None => core::cancelled(self.index, future, label),
-        }
-    }
-
-    /// The queue's key.
-    pub fn key(&self) -> K {
-        self.key
-    }
-}
-
-impl<K: Copy> Clone for QueueHandle<K> {
-    fn clone(&self) -> Self {
-        QueueHandle {
-            core: self.core.clone(),
-            index: self.index,
-            key: self.key,
-        }
-    }
-}
-
-impl<K: fmt::Debug> fmt::Debug for QueueHandle<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QueueHandle")
-            .field("key", &self.key)
-            .field("executor_alive", &(self.core.strong_count() > 0))
-            .finish()
-    }
-}
-
-/// Spawns `Send` tasks onto one queue of an executor, from any thread.
-///
-/// Obtained from [`Executor::spawner`]; `Send + Sync + Clone`. A spawn wakes
-/// the executor if it is idle. After the executor is dropped, `spawn`
-/// returns a handle that resolves to
-/// [`JoinError::Cancelled`](crate::JoinError::Cancelled).
-///
-/// # Examples
-///
-/// ```
-/// use clockworker::ExecutorBuilder;
-///
-/// let executor = ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
-/// let spawner = executor.spawner(0).unwrap();
-/// let handle = std::thread::spawn(move || spawner.spawn(async { 2 + 2 }))
-///     .join()
-///     .unwrap();
-/// assert_eq!(executor.block_on(handle).unwrap(), 4);
-/// ```
-pub struct Spawner<K> {
-    shared: Arc<Shared>,
-    index: u32,
-    propagate_panics: bool,
-    _key: PhantomData<fn() -> K>,
-}
-
-impl<K> Spawner<K> {
-    /// Spawns `future` as a task on this queue.
-    #[track_caller]
-    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let header = Header::new(
-            self.shared.clone(),
-            self.index,
-            TaskLabel::caller(),
-            self.shared.clock.now(),
-            true,
-            Placement::default(),
-        );
-        let id = header.id;
-        let propagate = self.propagate_panics;
-        let (runnable, task) = Builder::new().metadata(header).spawn(
-            move |_| TaskFuture::new(future, id, propagate),
-            WithInfo(context::schedule),
-        );
-        let handle = JoinHandle::new(task);
-        if let Err(runnable) = self.shared.inject_new(runnable) {
-            // The executor is gone: drop the (`Send`) future here.
-            crate::task::run_aborted(runnable);
-        }
-        handle
-    }
-
-    /// Whether the executor has been dropped (spawns are then cancelled).
-    pub fn is_closed(&self) -> bool {
-        self.shared.is_closed()
-    }
-}
-
-impl<K> Clone for Spawner<K> {
-    fn clone(&self) -> Self {
-        Spawner {
-            shared: self.shared.clone(),
-            index: self.index,
-            propagate_panics: self.propagate_panics,
-            _key: PhantomData,
-        }
-    }
-}
-
-impl<K> fmt::Debug for Spawner<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Spawner")
-            .field("queue", &self.index)
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
-
-/// No queue has the requested key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownQueue {
-    /// Boxed so that `Result<QueueHandle<K>, UnknownQueue>` stays small on
-    /// the lookup path.
-    inner: Box<UnknownQueueInner>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct UnknownQueueInner {
-    key: String,
-    known: Vec<String>,
-}
-
-impl UnknownQueue {
-    pub(crate) fn new(key: String, known: Vec<String>) -> UnknownQueue {
-        UnknownQueue {
-            inner: Box::new(UnknownQueueInner { key, known }),
-        }
-    }
-
-    /// The key that was asked for, as its `Debug` output.
-    pub fn key(&self) -> &str {
-        &self.inner.key
-    }
-}
-
-impl fmt::Display for UnknownQueue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "no queue with key {}; the executor's queues are [{}]",
-            self.inner.key,
-            self.inner.known.join(", ")
-        )
-    }
-}
-
-impl std::error::Error for UnknownQueue {}

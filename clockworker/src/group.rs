@@ -1,24 +1,37 @@
-//! Task groups: the handle that spawns into one, and the per-queue table of
-//! live groups.
+//! Task groups: the handles that spawn into one, from the executor's thread
+//! ([`GroupHandle`]) and from any thread ([`GroupSpawner`]).
+//!
+//! A group's state (weight, live tasks, CPU time) lives in its queue while
+//! the group has tasks; see `core/groups.rs`.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::hash::BuildHasherDefault;
 
-use rustc_hash::FxHasher;
-
-use crate::builder::BuildError;
-use crate::clock::Clock;
 use crate::eevdf::MAX_WEIGHT;
-use crate::executor::QueueHandle;
+use crate::error::BuildError;
 use crate::join::JoinHandle;
-use crate::sched::GroupId;
-use crate::stats::GroupStats;
-use crate::task::{Placement, TaskLabel};
+use crate::queue::QueueHandle;
+use crate::spawner::Spawner;
+use crate::task::{GroupId, Placement, TaskLabel};
 
-/// Spawns tasks into one group of a queue. Obtained from
-/// [`QueueHandle::group`].
+/// Checks a group weight; the error names the queue and the group.
+fn check_weight(key: &dyn fmt::Debug, group: GroupId, weight: u32) -> Result<u32, BuildError> {
+    let name = || format!("{key:?} group {group}");
+    if weight == 0 {
+        return Err(BuildError::ZeroWeight { key: name() });
+    }
+    if weight > MAX_WEIGHT {
+        return Err(BuildError::WeightTooLarge {
+            key: name(),
+            weight,
+            max: MAX_WEIGHT,
+        });
+    }
+    Ok(weight)
+}
+
+/// Spawns tasks into one group of a queue, from the executor's thread.
+/// Obtained from [`QueueHandle::group`].
 ///
 /// A group is how a queue's scheduler tells tenants, streams or requests
 /// apart: [`WeightedGroups`](crate::sched::WeightedGroups) shares the queue's
@@ -26,6 +39,11 @@ use crate::task::{Placement, TaskLabel};
 /// [`LeastAttainedService`](crate::sched::LeastAttainedService) can count CPU
 /// time per group. A task's children spawned onto the same queue join its
 /// group. The queue keeps a group's state only while the group has tasks.
+///
+/// A group keeps the weight it was last given explicitly: spawning through
+/// a handle made with [`with_weight`](GroupHandle::with_weight) sets it,
+/// spawning through a plain `queue.group(id)` leaves it as it is (1 for a
+/// group that has no tasks yet).
 ///
 /// # Examples
 ///
@@ -49,7 +67,8 @@ use crate::task::{Placement, TaskLabel};
 pub struct GroupHandle<K> {
     queue: QueueHandle<K>,
     id: GroupId,
-    weight: u32,
+    /// The weight this handle gives the group, if any.
+    weight: Option<u32>,
 }
 
 impl<K: Copy + fmt::Debug> GroupHandle<K> {
@@ -57,30 +76,32 @@ impl<K: Copy + fmt::Debug> GroupHandle<K> {
         GroupHandle {
             queue,
             id,
-            weight: 1,
+            weight: None,
         }
     }
 
-    /// The same group with this weight (1 by default): tasks spawned through
-    /// the returned handle set the group's weight.
+    /// The same group with this weight: tasks spawned through the returned
+    /// handle set the group's weight (which it keeps until it is given
+    /// another).
     ///
     /// # Errors
     ///
-    /// [`BuildError::ZeroWeight`] or [`BuildError::WeightTooLarge`] (the
-    /// `key` names the group).
+    /// [`BuildError::ZeroWeight`] or [`BuildError::WeightTooLarge`] (above
+    /// [`MAX_WEIGHT`](crate::MAX_WEIGHT)); the `key` names the queue and the
+    /// group.
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue("q", 1).build().unwrap();
+    /// let queue = executor.queue("q").unwrap();
+    /// let error = queue.group(3).with_weight(0).unwrap_err();
+    /// assert_eq!(error.to_string(), "queue \"q\" group 3 has weight 0; weights must be at least 1");
+    /// ```
     pub fn with_weight(self, weight: u32) -> Result<GroupHandle<K>, BuildError> {
-        let key = || format!("{:?} group {}", self.queue.key(), self.id);
-        if weight == 0 {
-            return Err(BuildError::ZeroWeight { key: key() });
-        }
-        if weight > MAX_WEIGHT {
-            return Err(BuildError::WeightTooLarge {
-                key: key(),
-                weight,
-                max: MAX_WEIGHT,
-            });
-        }
-        Ok(GroupHandle { weight, ..self })
+        let weight = check_weight(&self.queue.key(), self.id, weight)?;
+        Ok(GroupHandle {
+            weight: Some(weight),
+            ..self
+        })
     }
 
     /// Spawns `future` as a task of this group.
@@ -114,9 +135,10 @@ impl<K: Copy + fmt::Debug> GroupHandle<K> {
         self.id
     }
 
-    /// The weight this handle gives the group.
+    /// The weight this handle gives the group: the one given to
+    /// [`with_weight`](GroupHandle::with_weight), or 1.
     pub fn weight(&self) -> u32 {
-        self.weight
+        self.weight.unwrap_or(1)
     }
 }
 
@@ -140,79 +162,108 @@ impl<K: fmt::Debug> fmt::Debug for GroupHandle<K> {
     }
 }
 
-/// A live group's state in its queue.
-#[derive(Debug, Clone, Copy)]
-struct GroupState {
-    weight: u32,
-    live: usize,
-    spawned: u64,
-    finished: u64,
-    /// CPU time, in clock ticks.
-    busy: u64,
+/// Spawns `Send` tasks into one group of a queue, from any thread. Obtained
+/// from [`Spawner::group`]; `Send + Sync + Clone`. Tasks spawned through it
+/// take part in their group exactly as those of a [`GroupHandle`] do, with
+/// the same weight rules.
+///
+/// # Examples
+///
+/// ```
+/// use clockworker::{sched::WeightedGroups, ExecutorBuilder};
+///
+/// let executor = ExecutorBuilder::new()
+///     .with_queue_scheduler("tenants", 1, WeightedGroups::new())
+///     .build()
+///     .unwrap();
+/// let tenant = executor.spawner("tenants").unwrap().group(9).with_weight(3).unwrap();
+/// assert_eq!((tenant.id().as_u64(), tenant.weight()), (9, 3));
+/// let task = std::thread::spawn(move || tenant.spawn(async { 1 })).join().unwrap();
+/// assert_eq!(executor.block_on(task).unwrap(), 1);
+/// ```
+pub struct GroupSpawner<K> {
+    spawner: Spawner<K>,
+    id: GroupId,
+    weight: Option<u32>,
 }
 
-/// The live groups of one queue.
-#[derive(Debug, Default)]
-pub(crate) struct GroupTable {
-    groups: HashMap<GroupId, GroupState, BuildHasherDefault<FxHasher>>,
-}
-
-impl GroupTable {
-    /// A task joins `group` (creating it) with this weight.
-    pub(crate) fn join(&mut self, group: GroupId, weight: u32) {
-        let state = self.groups.entry(group).or_insert(GroupState {
-            weight,
-            live: 0,
-            spawned: 0,
-            finished: 0,
-            busy: 0,
-        });
-        state.weight = weight;
-        state.live += 1;
-        state.spawned += 1;
-    }
-
-    /// The weight of a live group.
-    pub(crate) fn weight(&self, group: GroupId) -> Option<u32> {
-        self.groups.get(&group).map(|state| state.weight)
-    }
-
-    /// Charges a poll's CPU time to `group`.
-    pub(crate) fn charge(&mut self, group: GroupId, ticks: u64) {
-        if let Some(state) = self.groups.get_mut(&group) {
-            state.busy += ticks;
+impl<K: Copy + fmt::Debug> GroupSpawner<K> {
+    pub(crate) fn new(spawner: Spawner<K>, id: GroupId) -> GroupSpawner<K> {
+        GroupSpawner {
+            spawner,
+            id,
+            weight: None,
         }
     }
 
-    /// A task of `group` finished. Returns `true` if it was the group's
-    /// last: the group's state is then gone.
-    pub(crate) fn leave(&mut self, group: GroupId) -> bool {
-        let Some(state) = self.groups.get_mut(&group) else {
-            return false;
+    /// The same group with this weight (see [`GroupHandle::with_weight`]).
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroWeight`] or [`BuildError::WeightTooLarge`]; the
+    /// `key` names the queue and the group.
+    pub fn with_weight(self, weight: u32) -> Result<GroupSpawner<K>, BuildError> {
+        let weight = check_weight(&self.spawner.key(), self.id, weight)?;
+        Ok(GroupSpawner {
+            weight: Some(weight),
+            ..self
+        })
+    }
+
+    /// Spawns `future` as a task of this group.
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_with_hint(0, future)
+    }
+
+    /// Spawns `future` as a task of this group, with a hint for the queue's
+    /// scheduler.
+    #[track_caller]
+    pub fn spawn_with_hint<F>(&self, hint: u64, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let placement = Placement {
+            group: Some((self.id, self.weight)),
+            hint,
         };
-        state.live -= 1;
-        state.finished += 1;
-        if state.live == 0 {
-            self.groups.remove(&group);
-            return true;
-        }
-        false
+        self.spawner
+            .spawn_placed(future, placement, TaskLabel::caller())
     }
 
-    pub(crate) fn snapshot(&self, clock: &Clock) -> Vec<GroupStats> {
-        let mut groups: Vec<GroupStats> = self
-            .groups
-            .iter()
-            .map(|(&id, state)| GroupStats {
-                id,
-                weight: state.weight,
-                live_tasks: state.live,
-                spawned: state.spawned,
-                finished: state.finished,
-                busy: clock.to_duration(state.busy),
-            })
-            .collect();
-        groups.sort_by_key(|group| group.id);
-        groups
+    /// The group's id.
+    pub fn id(&self) -> GroupId {
+        self.id
+    }
+
+    /// The weight this handle gives the group: the one given to
+    /// [`with_weight`](GroupSpawner::with_weight), or 1.
+    pub fn weight(&self) -> u32 {
+        self.weight.unwrap_or(1)
+    }
+}
+
+impl<K: Copy> Clone for GroupSpawner<K> {
+    fn clone(&self) -> Self {
+        GroupSpawner {
+            spawner: self.spawner.clone(),
+            id: self.id,
+            weight: self.weight,
+        }
+    }
+}
+
+impl<K: fmt::Debug> fmt::Debug for GroupSpawner<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupSpawner")
+            .field("spawner", &self.spawner)
+            .field("id", &self.id)
+            .field("weight", &self.weight)
+            .finish()
     }
 }

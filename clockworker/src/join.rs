@@ -1,15 +1,14 @@
 //! Awaiting, aborting and detaching tasks.
 
-use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use async_task::Task;
 
+use crate::error::JoinError;
 use crate::task::{Header, TaskId, TaskLabel};
 
 /// An owned permission to await a task's output, or to abort it.
@@ -74,6 +73,31 @@ impl<T> JoinHandle<T> {
     /// Aborting a task that has already completed changes nothing: the
     /// handle still resolves to its output. Aborting twice is harmless.
     /// `abort` may be called from any thread.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// struct SetOnDrop(Arc<AtomicBool>);
+    /// impl Drop for SetOnDrop {
+    ///     fn drop(&mut self) { self.0.store(true, Ordering::SeqCst) }
+    /// }
+    ///
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let dropped = Arc::new(AtomicBool::new(false));
+    /// let guard = SetOnDrop(dropped.clone());
+    /// let task = queue.spawn(async move {
+    ///     let _guard = guard;
+    ///     std::future::pending::<()>().await
+    /// });
+    /// executor.block_on(clockworker::yield_now()); // the task parks
+    /// task.abort();
+    /// let result = executor.block_on(task);
+    /// // The future was dropped before the handle resolved.
+    /// assert!(dropped.load(Ordering::SeqCst));
+    /// assert!(result.unwrap_err().is_cancelled());
+    /// ```
     pub fn abort(&self) {
         if self.is_finished() {
             return;
@@ -100,6 +124,15 @@ impl<T> JoinHandle<T> {
 
     /// The task's label: where it was spawned (`file:line` of the call to
     /// `spawn` or `spawn!`).
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async {});
+    /// assert_eq!(task.label().line(), line!() - 1);
+    /// assert!(task.label().to_string().ends_with(&format!(":{}", line!() - 2)));
+    /// assert!(!task.is_finished());
+    /// executor.block_on(task).unwrap();
+    /// ```
     pub fn label(&self) -> TaskLabel {
         self.header().label
     }
@@ -154,158 +187,3 @@ impl<T> fmt::Debug for JoinHandle<T> {
             .finish()
     }
 }
-
-/// Why a task produced no output.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum JoinError {
-    /// The task was aborted (or its executor was dropped) before it
-    /// completed.
-    Cancelled,
-    /// The task's poll panicked (only when the executor catches panics; see
-    /// [`ExecutorBuilder::with_panic_on_task_panic`]).
-    ///
-    /// [`ExecutorBuilder::with_panic_on_task_panic`]: crate::ExecutorBuilder::with_panic_on_task_panic
-    Panic(TaskPanic),
-}
-
-impl JoinError {
-    /// Whether the task was cancelled.
-    pub fn is_cancelled(&self) -> bool {
-        matches!(self, JoinError::Cancelled)
-    }
-
-    /// Whether the task panicked.
-    pub fn is_panic(&self) -> bool {
-        matches!(self, JoinError::Panic(_))
-    }
-
-    /// The panic payload, to resume the panic with
-    /// [`std::panic::resume_unwind`]; the error back if it is not a panic.
-    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
-        match self {
-            JoinError::Panic(panic) => Ok(panic.into_panic()),
-            other => Err(other),
-        }
-    }
-}
-
-impl fmt::Display for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinError::Cancelled => f.write_str("task was cancelled"),
-            JoinError::Panic(panic) => {
-                f.write_str("task")?;
-                if let Some(id) = panic.task_id() {
-                    write!(f, " {id}")?;
-                }
-                if let Some(label) = panic.label() {
-                    write!(f, " (spawned at {label})")?;
-                }
-                write!(f, " panicked: {panic}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for JoinError {}
-
-/// The panic of a task, as caught by the executor.
-///
-/// `Display` prints the panic message (or `<non-string panic payload>`).
-/// [`into_panic`](TaskPanic::into_panic) returns the original payload, to
-/// resume the panic elsewhere.
-pub struct TaskPanic {
-    /// Boxed: every task reserves room for its output, so the error type is
-    /// kept one pointer wide.
-    inner: Box<PanicInner>,
-}
-
-struct PanicInner {
-    message: Option<String>,
-    /// A `Mutex` only to make the error `Sync`; it is never contended.
-    payload: Mutex<Box<dyn Any + Send + 'static>>,
-    task: Option<TaskId>,
-    label: Option<TaskLabel>,
-}
-
-impl TaskPanic {
-    fn with(message: Option<String>, payload: Box<dyn Any + Send + 'static>) -> TaskPanic {
-        TaskPanic {
-            inner: Box::new(PanicInner {
-                message,
-                payload: Mutex::new(payload),
-                task: None,
-                label: None,
-            }),
-        }
-    }
-
-    pub(crate) fn new(payload: Box<dyn Any + Send + 'static>) -> TaskPanic {
-        Self::with(Self::message_of(payload.as_ref()), payload)
-    }
-
-    pub(crate) fn from_message(message: Option<String>) -> TaskPanic {
-        let payload: Box<dyn Any + Send> = match &message {
-            Some(message) => Box::new(message.clone()),
-            None => Box::new(()),
-        };
-        Self::with(message, payload)
-    }
-
-    pub(crate) fn set_task(&mut self, id: TaskId, label: TaskLabel) {
-        self.inner.task = Some(id);
-        self.inner.label = Some(label);
-    }
-
-    pub(crate) fn message_of(payload: &(dyn Any + Send)) -> Option<String> {
-        if let Some(s) = payload.downcast_ref::<&'static str>() {
-            Some((*s).to_owned())
-        } else {
-            payload.downcast_ref::<String>().cloned()
-        }
-    }
-
-    /// The panic message, if the payload was a string (as with `panic!`).
-    pub fn message(&self) -> Option<&str> {
-        self.inner.message.as_deref()
-    }
-
-    /// The id of the task that panicked.
-    pub fn task_id(&self) -> Option<TaskId> {
-        self.inner.task
-    }
-
-    /// The label (spawn site) of the task that panicked.
-    pub fn label(&self) -> Option<TaskLabel> {
-        self.inner.label
-    }
-
-    /// The panic payload. When the executor propagates panics, the original
-    /// payload resumed out of `run_until` and this is the message as a
-    /// `String`.
-    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.inner
-            .payload
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl fmt::Display for TaskPanic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message().unwrap_or("<non-string panic payload>"))
-    }
-}
-
-impl fmt::Debug for TaskPanic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskPanic")
-            .field("message", &self.inner.message)
-            .field("task", &self.inner.task)
-            .field("label", &self.inner.label)
-            .finish()
-    }
-}
-
-impl std::error::Error for TaskPanic {}

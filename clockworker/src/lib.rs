@@ -5,15 +5,23 @@
 //! thread per core). With one FIFO run queue, a burst of background tasks
 //! delays every request behind it. clockworker gives each class of work its
 //! own queue with a weight: between queues, CPU time is shared in proportion
-//! to weight (EEVDF: virtual time, lag, deadlines, preemption at poll
-//! boundaries); inside a queue, tasks run in FIFO order.
+//! to weight, and a queue that wakes with an earlier deadline preempts the
+//! running one at the next poll boundary. Inside a queue, a per-queue
+//! scheduler (FIFO by default) picks the task, and task groups share a
+//! queue fairly between tenants.
 //!
 //! clockworker is an executor loop, not a whole runtime: it runs inside
 //! tokio (current-thread, with or without a `LocalSet`), smol, any
 //! `block_on`, or on its own with [`Executor::block_on`], so tokio's IO,
 //! timers and channels keep working in its tasks.
 //!
-//! # Example
+//! # Queues and weights
+//!
+//! An [`ExecutorBuilder`] lists the queues, each with a key of any
+//! `Copy + Eq + Hash + Debug` type and a weight (`1..=`[`MAX_WEIGHT`]).
+//! [`Executor::queue`] gives a [`QueueHandle`] that spawns any future (`!Send`
+//! ones included) on the executor's thread; each spawn returns a
+//! [`JoinHandle`].
 //!
 //! ```
 //! use clockworker::{yield_maybe, ExecutorBuilder};
@@ -34,7 +42,7 @@
 //!     bg.spawn(async {
 //!         loop {
 //!             std::hint::black_box((0..1_000).sum::<u64>());
-//!             yield_maybe().await;
+//!             yield_maybe().await; // a cheap preemption point
 //!         }
 //!     });
 //!     // Foreground requests still get 8/9 of the thread.
@@ -43,18 +51,109 @@
 //! });
 //! ```
 //!
+//! # Tasks
+//!
+//! A [`JoinHandle`] is a future of `Result<T, `[`JoinError`]`>`. Dropping it
+//! detaches the task; [`JoinHandle::abort`] drops the task's future on the
+//! executor's thread (promptly, even if the task is parked) and the handle
+//! then resolves to [`JoinError::Cancelled`]. Every task records where it was
+//! spawned ([`TaskLabel`]). [`yield_now`] always yields; [`yield_maybe`]
+//! yields only when the running queue should give way.
+//!
+//! ```
+//! use clockworker::{ExecutorBuilder, JoinError};
+//!
+//! let executor = ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
+//! let queue = executor.queue(0).unwrap();
+//! executor.block_on(async {
+//!     let forever = queue.spawn(std::future::pending::<()>());
+//!     forever.abort();
+//!     assert!(matches!(forever.await, Err(JoinError::Cancelled)));
+//! });
+//! ```
+//!
+//! # Reaching the executor: `Handle` and `Spawner`
+//!
+//! The [`Executor`] owns the tasks: dropping its last clone drops every
+//! task's future. A [`Handle`] reaches the executor without owning it
+//! ([`Executor::handle`], or [`Handle::current`] from any code the executor
+//! runs), for its queues, spawners and stats. A [`Spawner`]
+//! ([`Executor::spawner`], [`Handle::spawner`]) is `Send + Sync` and spawns
+//! `Send` futures from any thread, waking the executor if it is idle.
+//!
+//! ```
+//! use clockworker::{ExecutorBuilder, Handle};
+//!
+//! let executor = ExecutorBuilder::new().with_queue("work", 1).build().unwrap();
+//! let work = executor.queue("work").unwrap();
+//! let total = executor.block_on(work.spawn(async {
+//!     // No executor passed around: find it, and hand a spawner to a thread.
+//!     let spawner = Handle::<&str>::current().spawner("work").unwrap();
+//!     let remote = std::thread::spawn(move || spawner.spawn(async { 20 }))
+//!         .join()
+//!         .unwrap();
+//!     remote.await.unwrap() + 22
+//! }));
+//! assert_eq!(total.unwrap(), 42);
+//! ```
+//!
+//! # Schedulers inside a queue, and task groups
+//!
+//! [`ExecutorBuilder::with_queue_scheduler`] gives a queue another policy
+//! than FIFO (see [`sched`]): [`Lifo`](sched::Lifo),
+//! [`LeastAttainedService`](sched::LeastAttainedService) (short requests
+//! overtake long ones), [`WeightedGroups`](sched::WeightedGroups) (CPU shared
+//! between task groups by weight, whatever their number of tasks), or your
+//! own [`TaskScheduler`](sched::TaskScheduler). [`QueueHandle::group`] and
+//! [`Spawner::group`] spawn into a group (a tenant, a stream, a request and
+//! its children); a task's children spawned onto its queue join its group.
+//!
+//! ```
+//! use clockworker::{sched::WeightedGroups, ExecutorBuilder};
+//!
+//! let executor = ExecutorBuilder::new()
+//!     .with_queue_scheduler("tenants", 1, WeightedGroups::new())
+//!     .build()
+//!     .unwrap();
+//! let tenants = executor.queue("tenants").unwrap();
+//! // While both are busy, tenant 2 gets twice tenant 1's share.
+//! let one = tenants.group(1);
+//! let two = tenants.group(2).with_weight(2).unwrap();
+//! let (a, b) = executor.block_on(async {
+//!     (one.spawn(async { 1 }).await, two.spawn(async { 2 }).await)
+//! });
+//! assert_eq!(a.unwrap() + b.unwrap(), 3);
+//! ```
+//!
+//! # Stats
+//!
+//! [`Executor::stats`] and [`Executor::queue_stats`] (or the same on a
+//! [`Handle`]) return plain snapshots: per queue, polls, CPU time, spawned,
+//! completed, cancelled and panicked tasks, runnable tasks, slices,
+//! preemptions, lag, queue delay percentiles and the live groups. The
+//! executor-wide snapshot prints as a table.
+//!
+//! ```
+//! let executor = clockworker::ExecutorBuilder::new().with_queue("q", 1).build().unwrap();
+//! let q = executor.queue("q").unwrap();
+//! executor.block_on(async { q.spawn(async {}).await.unwrap() });
+//! let stats = executor.queue_stats("q").unwrap();
+//! assert_eq!((stats.spawned, stats.completed, stats.polls), (1, 1, 1));
+//! println!("{}", executor.stats());
+//! ```
+//!
 //! # Macros
 //!
 //! With the `macros` feature (default), [`#[clockworker::main]`](main) builds
 //! the executor and a tokio current-thread host from a list of weighted
-//! queues and runs an `async fn main` on them; [`#[clockworker::test]`](test)
+//! queues and runs an `async fn` on them; [`#[clockworker::test]`](test)
 //! does the same for tests; [`spawn!`] spawns onto a queue handle, a
 //! spawner, a key of the running executor or the current task's queue, and
 //! labels the task with its call site; [`#[derive(QueueKey)]`](derive@QueueKey)
 //! lets an enum's variants name the queues:
 //!
 //! ```
-//! use clockworker::{spawn, QueueKey};
+//! use clockworker::{spawn, Handle, QueueKey};
 //!
 //! #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, QueueKey)]
 //! enum Queue { Foreground, Background }
@@ -63,6 +162,8 @@
 //! async fn main() {
 //!     let h = spawn!(Queue::Foreground, async { 42 });
 //!     assert_eq!(h.await.unwrap(), 42);
+//!     let stats = Handle::<Queue>::current().queue_stats(Queue::Foreground).unwrap();
+//!     assert_eq!(stats.completed, 1);
 //! }
 //! ```
 //!
@@ -77,28 +178,47 @@
 //!   A queue that becomes runnable with an earlier virtual deadline preempts
 //!   the running queue at the next poll boundary, so a heavy queue's woken
 //!   task starts after at most about one poll of a lighter queue.
-//! - Inside a queue: FIFO.
+//! - Inside a queue: the queue's [`TaskScheduler`](sched::TaskScheduler),
+//!   FIFO by default.
 //! - A poll is never interrupted; [`yield_maybe`] is the cheap way to offer a
 //!   preemption point inside long computations.
 //! - The executor hands control back to its host runtime regularly, so the
 //!   host's IO driver and timers run even while queues stay busy.
+//! - CPU time is measured as elapsed time (a TSC clock) around each poll, so
+//!   time the OS or a hypervisor takes from the thread during a poll is
+//!   charged to the running queue.
 //!
-//! The invariants of the scheduler are written down in the source of the
-//! `eevdf` module.
+//! The invariants of the scheduler are written down in the source: the
+//! EEVDF accounting in `eevdf.rs`, the executor's parts and their
+//! invariants in `core.rs`.
 //!
 //! # Panics
 //!
 //! By default a task's panic resumes out of [`Executor::run_until`] /
 //! [`Executor::block_on`] with the task's own payload; with
 //! [`ExecutorBuilder::with_panic_on_task_panic(false)`](ExecutorBuilder::with_panic_on_task_panic)
-//! it is caught and delivered as [`JoinError::Panic`].
+//! it is caught and delivered as [`JoinError::Panic`]. The remaining panics
+//! of the library are documented where they can happen: running an executor
+//! inside itself, [`Handle::current`] outside any executor, `spawn!` by key
+//! outside any executor, polling a `JoinHandle` again after it completed.
+//!
+//! # Memory
+//!
+//! A task is one allocation (async-task). After a burst, the executor gives
+//! back the memory of its internal tables (the parked-task registry, the
+//! run queues, the injector) once they hold far fewer entries than they
+//! have room for; this is checked when the executor hands control back to
+//! its host, never per poll.
 //!
 //! # Features
 //!
 //! - `tokio` (default): task polls run outside tokio's cooperative budget
 //!   (see `tokio::task::coop::unconstrained`), so that the executor's many
 //!   tasks, polled inside a single tokio task, do not exhaust one shared
-//!   budget. clockworker's own scheduler and host yields take its place.
+//!   budget; `#[clockworker::main]` hosts the executor on a tokio
+//!   current-thread runtime. clockworker's own scheduler and host yields
+//!   take the budget's place.
+//! - `macros` (default): the attribute macros, the derive and `spawn!`.
 
 #![warn(
     missing_docs,
@@ -114,8 +234,10 @@ mod context;
 mod core;
 mod doorbell;
 mod eevdf;
+mod error;
 mod executor;
 mod group;
+mod handle;
 mod join;
 mod key;
 #[cfg(all(test, clockworker_loom))]
@@ -123,25 +245,32 @@ mod loom_tests;
 mod macro_support;
 mod macros;
 mod park;
+mod queue;
 mod run;
 mod runqueue;
 pub mod sched;
 mod shared;
+mod spawner;
 mod stats;
 mod sync;
 mod task;
 mod yield_now;
 
-pub use builder::{BuildError, ExecutorBuilder};
+pub use builder::ExecutorBuilder;
 #[cfg(feature = "macros")]
 pub use clockworker_macros::{QueueKey, main, test};
-pub use executor::{Executor, QueueHandle, Spawner, UnknownQueue};
-pub use group::GroupHandle;
-pub use join::{JoinError, JoinHandle, TaskPanic};
+pub use eevdf::MAX_WEIGHT;
+pub use error::{BuildError, JoinError, TaskPanic, TryCurrentError, UnknownQueue};
+pub use executor::Executor;
+pub use group::{GroupHandle, GroupSpawner};
+pub use handle::Handle;
+pub use join::JoinHandle;
 pub use key::QueueKey;
+pub use queue::QueueHandle;
 pub use run::RunUntil;
+pub use spawner::Spawner;
 pub use stats::{DelayStats, ExecutorStats, GroupStats, QueueStats};
-pub use task::{TaskId, TaskLabel};
+pub use task::{GroupId, TaskId, TaskLabel};
 pub use yield_now::{YieldMaybe, YieldNow, yield_maybe, yield_now};
 
 /// Support for the macros; not a public API.

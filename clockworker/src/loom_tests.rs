@@ -13,8 +13,8 @@
 //!
 //! (add `-- --nocapture` to see how many executions each model explored).
 //!
-//! The injected tasks are real `async-task` runnables carrying the
-//! executor's `Header`, never polled, told apart by their `TaskId`. Where
+//! The injected tasks are real tasks (`TaskSpec::build_send`, as a
+//! `Spawner` builds them), never polled, told apart by their `TaskId`. Where
 //! the run loop lives in `Core`, the model's executor repeats its steps in
 //! the same order (see [`Executor`]); the steps themselves are `Shared`'s
 //! methods.
@@ -34,14 +34,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use async_task::{Builder, Runnable};
+use async_task::Runnable;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
 
 use crate::clock::Clock;
 use crate::park::Parker;
 use crate::shared::{Injected, REMOTE, Shared};
-use crate::task::{Header, Placement, TaskId, TaskLabel};
+use crate::task::{Header, Placement, TaskId, TaskLabel, TaskSpec};
 
 /// Runs `model` under loom and prints how many executions it explored
 /// (`--nocapture` shows it). `LOOM_MAX_PREEMPTIONS` bounds the search as
@@ -63,21 +63,21 @@ fn new_shared() -> Arc<Shared> {
     Arc::new(Shared::new(Clock::get()))
 }
 
-/// A task of `shared`'s executor that is never polled, and its id.
-fn new_task(shared: &Arc<Shared>, spawned_remotely: bool) -> (Runnable<Header>, TaskId) {
-    let header = Header::new(
-        shared.clone(),
-        0,
-        TaskLabel::caller(),
-        0,
-        spawned_remotely,
-        Placement::default(),
-    );
-    let id = header.id;
-    let (runnable, task) = Builder::new()
-        .metadata(header)
-        .spawn(|_| async {}, |_: Runnable<Header>| {});
-    task.detach();
+/// A task of `shared`'s executor, built as every spawn path builds one
+/// (`TaskSpec::build_send`), never polled; and its id.
+fn new_task(shared: &Arc<Shared>, remote: bool) -> (Runnable<Header>, TaskId) {
+    let spec = TaskSpec {
+        shared: shared.clone(),
+        queue: 0,
+        label: TaskLabel::caller(),
+        now: 0,
+        remote,
+        placement: Placement::default(),
+        propagate_panics: false,
+    };
+    let (runnable, handle) = spec.build_send(async {});
+    drop(handle);
+    let id = runnable.metadata().id;
     (runnable, id)
 }
 

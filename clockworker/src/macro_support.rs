@@ -9,13 +9,14 @@ use std::rc::Rc;
 
 use crate::context;
 use crate::core::Core;
-use crate::executor::Spawner;
 use crate::join::JoinHandle;
+use crate::spawner::Spawner;
 use crate::task::TaskLabel;
 
 pub use crate::builder::ExecutorBuilder;
-pub use crate::executor::{Executor, QueueHandle};
+pub use crate::executor::Executor;
 pub use crate::key::QueueKey;
+pub use crate::queue::QueueHandle;
 #[cfg(feature = "tokio")]
 pub use tokio;
 
@@ -37,7 +38,7 @@ impl<K: Copy> Target<&QueueHandle<K>> {
     }
 }
 
-impl<K> Target<&Spawner<K>> {
+impl<K: Copy> Target<&Spawner<K>> {
     /// `spawn!(spawner, future)`.
     #[track_caller]
     pub fn spawn<F>(self, future: F) -> JoinHandle<F::Output>

@@ -43,6 +43,32 @@ impl Wake for MainWake {
     }
 }
 
+/// The `run_until`/`block_on` futures alive for one executor. Only one host
+/// waker is registered for remote wake-ups at a time; when a runner ends,
+/// the others are woken so that one of them registers again.
+#[derive(Default)]
+pub(crate) struct Runners {
+    runners: std::cell::RefCell<slab::Slab<Arc<MainWake>>>,
+}
+
+impl Runners {
+    fn add(&self, runner: Arc<MainWake>) -> usize {
+        self.runners.borrow_mut().insert(runner)
+    }
+
+    /// Forgets a finished runner and wakes the others' hosts.
+    fn remove(&self, runner: usize) {
+        let others: Vec<Arc<MainWake>> = {
+            let mut runners = self.runners.borrow_mut();
+            runners.try_remove(runner);
+            runners.iter().map(|(_, r)| r.clone()).collect()
+        };
+        for other in others {
+            other.wake_host();
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// The future returned by [`Executor::run_until`](crate::Executor::run_until).
     #[must_use = "futures do nothing unless you `.await` or poll them"]
@@ -60,7 +86,7 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             // Other runners of this executor may have had their host waker
             // replaced by ours: wake them so that they register again.
-            this.core.remove_runner(this.runner);
+            this.core.runners.remove(this.runner);
         }
     }
 }
@@ -77,7 +103,7 @@ impl<'a, F> RunUntil<'a, F> {
             core,
             future,
             main_waker: Waker::from(main.clone()),
-            runner: core.add_runner(main.clone()),
+            runner: core.runners.add(main.clone()),
             main,
             host_yield,
         }
@@ -95,25 +121,28 @@ impl<F: Future> Future for RunUntil<'_, F> {
         // While we run, remote wakes need not wake the host.
         core.shared.unregister_host();
         main.host.take();
-        core.begin_host_turn(*this.host_yield);
+        core.turn.begin_host_turn(*this.host_yield);
 
         loop {
             if main.woken.swap(false, Ordering::AcqRel) {
                 let mut main_cx = Context::from_waker(this.main_waker);
                 if let Poll::Ready(output) = this.future.as_mut().poll(&mut main_cx) {
+                    // A burst that ends with the run gives its memory back.
+                    core.trim();
                     return Poll::Ready(output);
                 }
             }
             match run_tasks(core) {
                 Exit::MainWoken => {
                     core.shared.clear(MAIN);
-                    if core.host_turn_over() {
+                    if core.turn.host_turn_over() {
                         core.note_host_yield();
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
                 }
                 Exit::HostYield => {
+                    core.trim();
                     core.note_host_yield();
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
@@ -126,6 +155,7 @@ impl<F: Future> Future for RunUntil<'_, F> {
                         continue;
                     }
                     core.note_idle_wait();
+                    core.trim();
                     return Poll::Pending;
                 }
                 Exit::Panicked(payload) => {

@@ -9,8 +9,8 @@ use std::fmt;
 
 use async_task::Runnable;
 
-use crate::sched::{GroupId, PollOutcome, ReadyTask, TaskScheduler};
-use crate::task::Header;
+use crate::sched::{PollOutcome, ReadyTask, TaskScheduler};
+use crate::task::{GroupId, Header};
 
 pub(crate) enum RunQueue {
     Fifo(VecDeque<Runnable<Header>>),
@@ -29,9 +29,15 @@ impl RunQueue {
         matches!(self, RunQueue::Custom(_))
     }
 
-    /// Adds a runnable task; returns whether the queue was empty.
+    /// Adds a runnable task; returns whether the queue was empty. A custom
+    /// scheduler sees the task with the weight `group_weight` gives its
+    /// group (the FIFO never asks).
     #[inline]
-    pub(crate) fn push(&mut self, runnable: Runnable<Header>) -> bool {
+    pub(crate) fn push(
+        &mut self,
+        runnable: Runnable<Header>,
+        group_weight: impl FnOnce(&Header) -> u32,
+    ) -> bool {
         match self {
             RunQueue::Fifo(tasks) => {
                 let was_empty = tasks.is_empty();
@@ -40,9 +46,19 @@ impl RunQueue {
             }
             RunQueue::Custom(scheduler) => {
                 let was_empty = scheduler.is_empty();
-                scheduler.push(ReadyTask::new(runnable));
+                let weight = group_weight(runnable.metadata());
+                scheduler.push(ReadyTask::new(runnable, weight));
                 was_empty
             }
+        }
+    }
+
+    /// Gives memory back after a burst (the FIFO's ring, or whatever the
+    /// custom scheduler's `shrink` does).
+    pub(crate) fn trim(&mut self) {
+        match self {
+            RunQueue::Fifo(tasks) => crate::sched::shrink_deque(tasks),
+            RunQueue::Custom(scheduler) => scheduler.shrink(),
         }
     }
 

@@ -63,6 +63,29 @@ pub(crate) struct Injected {
     pub(crate) dropped: Vec<Runnable<Header>>,
 }
 
+/// Gives memory back after a burst (see `core::should_shrink`).
+fn trim_vec<T>(vec: &mut Vec<T>) {
+    if let Some(room) = crate::core::should_shrink(vec.len(), vec.capacity()) {
+        vec.shrink_to(room);
+    }
+}
+
+impl Injected {
+    /// Some buffer has more room than a small executor ever needs.
+    pub(crate) fn oversized(&self) -> bool {
+        let keep = crate::core::KEEP;
+        self.tasks.capacity() > keep
+            || self.aborts.capacity() > keep
+            || self.dropped.capacity() > keep
+    }
+
+    pub(crate) fn trim(&mut self) {
+        trim_vec(&mut self.tasks);
+        trim_vec(&mut self.aborts);
+        trim_vec(&mut self.dropped);
+    }
+}
+
 /// State shared between the executor thread and everyone else.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -173,6 +196,14 @@ impl Shared {
     /// Refuses all future spawns (the executor is being dropped).
     pub(crate) fn close(&self) {
         self.injector().closed = true;
+    }
+
+    /// Gives the injector's memory back after a burst.
+    pub(crate) fn trim(&self) {
+        let mut injector = self.injector();
+        trim_vec(&mut injector.tasks);
+        trim_vec(&mut injector.aborts);
+        trim_vec(&mut injector.dropped);
     }
 
     pub(crate) fn is_closed(&self) -> bool {

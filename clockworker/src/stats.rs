@@ -13,7 +13,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::sched::GroupId;
+use crate::task::GroupId;
 
 /// Sub-buckets per power of two: 16 gives percentiles within about 6%.
 const SUB_BITS: u32 = 4;
@@ -140,6 +140,15 @@ impl QueueCounters {
     }
 }
 
+/// Executor-wide counters, updated by the executor thread.
+#[derive(Debug, Default)]
+pub(crate) struct ExecutorCounters {
+    /// `run_until` handed control back to its host while work was runnable.
+    pub(crate) host_yields: Cell<u64>,
+    /// `run_until` returned `Pending` with nothing runnable.
+    pub(crate) idle_waits: Cell<u64>,
+}
+
 #[inline]
 pub(crate) fn bump(cell: &Cell<u64>) {
     cell.set(cell.get() + 1);
@@ -190,9 +199,10 @@ pub struct QueueStats<K> {
     pub spawned: u64,
     /// Tasks that ran to completion.
     pub completed: u64,
-    /// Tasks aborted before they completed.
+    /// Tasks aborted (or dropped by a task scheduler) before they
+    /// completed.
     pub cancelled: u64,
-    /// Tasks whose poll panicked.
+    /// Tasks whose poll panicked, or whose future panicked when dropped.
     pub panicked: u64,
     /// Tasks waiting to be polled right now.
     pub runnable: usize,
@@ -207,7 +217,8 @@ pub struct QueueStats<K> {
     pub lag_nanos: i64,
     /// Time from wake-up to poll.
     pub queue_delay: DelayStats,
-    /// The queue's task scheduler (`"Fifo"` by default).
+    /// The queue's task scheduler: [`TaskScheduler::name`](crate::sched::TaskScheduler::name),
+    /// `"Fifo"` by default.
     pub scheduler: &'static str,
     /// The queue's live task groups, by id. A group's state (and its entry
     /// here) is dropped when its last task ends.
@@ -261,6 +272,20 @@ pub struct ExecutorStats<K> {
 }
 
 impl<K> ExecutorStats<K> {
+    /// The stats of the queue with this key.
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue("bg", 2).build().unwrap();
+    /// assert_eq!(executor.stats().queue("bg").unwrap().weight, 2);
+    /// assert!(executor.stats().queue("fg").is_none());
+    /// ```
+    pub fn queue(&self, key: K) -> Option<&QueueStats<K>>
+    where
+        K: PartialEq,
+    {
+        self.queues.iter().find(|queue| queue.key == key)
+    }
+
     /// Task polls over all queues.
     pub fn polls(&self) -> u64 {
         self.queues.iter().map(|q| q.polls).sum()
@@ -298,6 +323,15 @@ impl<K> ExecutorStats<K> {
 
     /// Each queue's share of the total busy time, in configuration order
     /// (zeros if nothing ran yet).
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue("only", 1).build().unwrap();
+    /// let only = executor.queue("only").unwrap();
+    /// executor.block_on(only.spawn(async {
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// })).unwrap();
+    /// assert_eq!(executor.stats().cpu_shares(), [1.0]);
+    /// ```
     pub fn cpu_shares(&self) -> Vec<f64> {
         let total = self.busy().as_secs_f64();
         self.queues

@@ -1,9 +1,29 @@
-//! What the executor stores with every task.
+//! What a task is: its identifiers ([`TaskId`], [`GroupId`], [`TaskLabel`]),
+//! the metadata the executor keeps with it ([`Header`]), the one place where
+//! tasks are built ([`TaskSpec`]), and the future the executor actually
+//! polls ([`TaskFuture`]).
 //!
 //! Tasks are `async-task` allocations. Each carries a [`Header`] as metadata
-//! (its id, queue, spawn site and a few atomics the executor reads before
-//! every poll) and wraps the user's future in a [`TaskFuture`] that turns
-//! panics into [`JoinError::Panic`] and reports completion to the run loop.
+//! (its executor, id, queue, spawn site and a few atomics the executor reads
+//! before every poll) and wraps the user's future in a [`TaskFuture`] that
+//! obeys aborts, turns panics into [`JoinError::Panic`] and tells the run
+//! loop what happened.
+//!
+//! # The poll protocol
+//!
+//! The run loop and a task future talk through one thread-local cell
+//! ([`Signal`]): the loop writes a request (poll, abort inside a run, drop
+//! outside any run) and runs the task; the task future reads the request and
+//! overwrites it with its answer (pending, for the first time or not;
+//! finished, and how), which the loop reads back. It is a thread-local
+//! because nothing else can carry it: async-task gives the future no
+//! reference to its header, and `Runnable::run` consumes the task (which
+//! may be freed before it returns), so neither side can reach the other
+//! through the task. The cell is `const`-initialised and has no destructor,
+//! so each access is a plain thread-relative load or store. The task future
+//! never calls into the executor: the loop does all the bookkeeping
+//! (registering a parked task's waker, counting, propagating a panic) from
+//! the answer.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -14,10 +34,12 @@ use std::panic::{AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use crate::join::{JoinError, TaskPanic};
-use crate::sched::GroupId;
+use async_task::{Builder, Runnable, WithInfo};
+
+use crate::error::{JoinError, TaskPanic};
+use crate::join::JoinHandle;
 use crate::shared::Shared;
 
 /// An opaque, process-unique identifier of a task.
@@ -47,6 +69,54 @@ impl fmt::Debug for TaskId {
 }
 
 impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A task group's id within its queue, chosen by the user (a tenant id, a
+/// stream id...).
+///
+/// Groups are how a queue's scheduler tells tenants apart: see
+/// [`QueueHandle::group`](crate::QueueHandle::group) and
+/// [`Spawner::group`](crate::Spawner::group).
+///
+/// ```
+/// use clockworker::GroupId;
+///
+/// let tenant = GroupId::from(7);
+/// assert_eq!(tenant, GroupId::new(7));
+/// assert_eq!(tenant.as_u64(), 7);
+/// assert_eq!(tenant.to_string(), "7");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupId(u64);
+
+impl GroupId {
+    /// The group with this number.
+    pub const fn new(id: u64) -> GroupId {
+        GroupId(id)
+    }
+
+    /// The group's number.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl From<u64> for GroupId {
+    fn from(id: u64) -> GroupId {
+        GroupId(id)
+    }
+}
+
+impl fmt::Debug for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GroupId({})", self.0)
+    }
+}
+
+impl fmt::Display for GroupId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
@@ -122,34 +192,12 @@ pub(crate) struct Header {
     placement: Option<Box<Placement>>,
 }
 
-/// Where a new task goes inside its queue: its group and scheduler hint.
+/// Where a new task goes inside its queue: its group (with the weight the
+/// spawner gave the group explicitly, if any) and its scheduler hint.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Placement {
-    pub(crate) group: Option<(GroupId, u32)>,
+    pub(crate) group: Option<(GroupId, Option<u32>)>,
     pub(crate) hint: u64,
-}
-
-impl Header {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        queue: u32,
-        label: TaskLabel,
-        now: u64,
-        fresh: bool,
-        placement: Placement,
-    ) -> Header {
-        Header {
-            shared,
-            id: TaskId::next(),
-            queue,
-            label,
-            woken_at: AtomicU64::new(now),
-            aborted: AtomicBool::new(false),
-            fresh: AtomicBool::new(fresh),
-            placement: (placement.group.is_some() || placement.hint != 0)
-                .then(|| Box::new(placement)),
-        }
-    }
 }
 
 impl Header {
@@ -159,13 +207,10 @@ impl Header {
         self.placement.as_ref()?.group.map(|(group, _)| group)
     }
 
-    /// The weight of the task's group (1 without a group).
+    /// The weight the task's spawner gave its group, if it gave one.
     #[inline]
-    pub(crate) fn group_weight(&self) -> u32 {
-        self.placement
-            .as_ref()
-            .and_then(|placement| placement.group)
-            .map_or(1, |(_, weight)| weight)
+    pub(crate) fn group_weight(&self) -> Option<u32> {
+        self.placement.as_ref()?.group?.1
     }
 
     /// The task's scheduler hint (0 by default).
@@ -174,6 +219,12 @@ impl Header {
         self.placement
             .as_ref()
             .map_or(0, |placement| placement.hint)
+    }
+
+    /// The executor that owns the task is `shared`.
+    #[inline]
+    pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
+        Arc::ptr_eq(&self.shared, shared)
     }
 }
 
@@ -187,29 +238,115 @@ impl fmt::Debug for Header {
     }
 }
 
-/// A message between the run loop and the [`TaskFuture`] it is about to
-/// run, through a thread-local: the loop says whether to poll or abort, the
-/// task future answers with what happened.
+/// Everything a new task needs besides its future. Every spawn path (a
+/// queue handle, a group handle, a spawner, `spawn!`, a spawn onto a dropped
+/// executor) builds its tasks through this one type.
+pub(crate) struct TaskSpec {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) queue: u32,
+    pub(crate) label: TaskLabel,
+    /// Clock ticks at which the task counts as runnable.
+    pub(crate) now: u64,
+    /// Spawned from another thread: the executor counts it when it first
+    /// sees it.
+    pub(crate) remote: bool,
+    pub(crate) placement: Placement,
+    /// Task panics resume out of `run_until` (the executor's panic mode).
+    pub(crate) propagate_panics: bool,
+}
+
+impl TaskSpec {
+    #[inline]
+    fn header(self) -> (Header, bool) {
+        let placement = &self.placement;
+        let header = Header {
+            shared: self.shared,
+            id: TaskId::next(),
+            queue: self.queue,
+            label: self.label,
+            woken_at: AtomicU64::new(self.now),
+            aborted: AtomicBool::new(false),
+            fresh: AtomicBool::new(self.remote),
+            placement: (placement.group.is_some() || placement.hint != 0)
+                .then(|| Box::new(self.placement)),
+        };
+        (header, self.propagate_panics)
+    }
+
+    /// Builds a task whose future may be `!Send`: its `Runnable` must be
+    /// run (or dropped) on this thread.
+    pub(crate) fn build_local<F>(self, future: F) -> (Runnable<Header>, JoinHandle<F::Output>)
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let (header, propagate) = self.header();
+        let (runnable, task) = Builder::new().metadata(header).spawn_local(
+            move |_| TaskFuture::new(future, propagate),
+            WithInfo(crate::context::schedule),
+        );
+        (runnable, JoinHandle::new(task))
+    }
+
+    /// Builds a task whose future is `Send`: its `Runnable` may be run on
+    /// any thread.
+    pub(crate) fn build_send<F>(self, future: F) -> (Runnable<Header>, JoinHandle<F::Output>)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (header, propagate) = self.header();
+        let (runnable, task) = Builder::new().metadata(header).spawn(
+            move |_| TaskFuture::new(future, propagate),
+            WithInfo(crate::context::schedule),
+        );
+        (runnable, JoinHandle::new(task))
+    }
+}
+
+/// A request from the run loop to the [`TaskFuture`] it is about to run, or
+/// the task future's answer (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Signal {
     /// Request: poll the future.
     Poll,
-    /// Request: drop the future unpolled and complete as `Cancelled`.
+    /// Request from inside a run: drop the future unpolled and complete as
+    /// `Cancelled`. A panic from the future's `Drop` is the run's to report
+    /// (resumed out of `run_until` in propagate mode).
     Abort,
-    /// Answer: the future is pending.
-    Pending,
-    /// Answer: the future completed.
+    /// Request from outside any run (executor drop, a spawn onto a closed
+    /// executor, a task a scheduler let go of): drop the future unpolled. A
+    /// panic from its `Drop` goes to the join handle, whole, and nowhere
+    /// else.
+    Drop,
+    /// Answer: the future is pending. `first`: for the first time; its
+    /// waker is then waiting in [`take_parked_waker`] for the executor's
+    /// registry.
+    Pending { first: bool },
+    /// Answer: the task is finished (its future is gone). `parked`: it had
+    /// returned `Pending` before, so the executor holds its waker.
+    Finished { outcome: Outcome, parked: bool },
+}
+
+/// How a task finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
     Completed,
-    /// Answer: the future panicked.
+    /// Its poll, or its future's `Drop`, panicked.
     Panicked,
-    /// Answer: the future was dropped after an abort.
+    /// It was aborted (or its executor dropped) before it completed.
     Cancelled,
 }
 
 thread_local! {
-    static SIGNAL: Cell<Signal> = const { Cell::new(Signal::Pending) };
-    /// A panic payload waiting to be resumed out of `run_until` (propagate
-    /// mode).
+    static SIGNAL: Cell<Signal> = const { Cell::new(Signal::Poll) };
+    /// The waker of a task that returned `Pending` for the first time, for
+    /// the executor to register. Touched once per parked task.
+    static PARKED_WAKER: Cell<Option<Waker>> = const { Cell::new(None) };
+    /// A panic payload to be resumed out of `run_until` (propagate mode).
+    /// Written only during a poll requested by a run loop, which takes it
+    /// right after that poll: a payload never outlives the poll that made
+    /// it.
     static PROPAGATING: Cell<Option<Box<dyn Any + Send>>> = const { Cell::new(None) };
 }
 
@@ -219,85 +356,84 @@ pub(crate) fn request(signal: Signal) {
     SIGNAL.set(signal);
 }
 
-/// What the task future that just ran did. `Poll` or `Abort` come back when
-/// no task future ran (the task was already closed).
+/// What the task future that just ran answered. The request comes back
+/// unchanged when no task future ran (the task had already closed).
 #[inline]
 pub(crate) fn answer() -> Signal {
     SIGNAL.get()
 }
 
-/// The payload of a task panic to resume out of `run_until`, if any.
-pub(crate) fn take_propagating_panic() -> Option<Box<dyn Any + Send>> {
-    PROPAGATING.take()
+/// Runs `runnable` with a [`Signal::Drop`] request: its future is dropped
+/// unpolled, on this thread, and its handle resolves to `Cancelled` (or to
+/// the panic of the future's `Drop`, whole). A `Runnable` is never just
+/// dropped, so a `JoinHandle` never meets a task that closed without
+/// output. Returns how the task finished and whether it had parked (the
+/// executor may hold its waker).
+pub(crate) fn drop_task(runnable: Runnable<Header>) -> (Outcome, bool) {
+    request(Signal::Drop);
+    runnable.run();
+    match answer() {
+        Signal::Finished { outcome, parked } => (outcome, parked),
+        // Already closed: nothing ran.
+        _ => (Outcome::Cancelled, true),
+    }
 }
 
-/// Runs `runnable` with an abort request: its future is dropped unpolled
-/// and its handle resolves to `Cancelled`. The task's output is always
-/// written this way (a `Runnable` is never just dropped), so a `JoinHandle`
-/// never meets a task that closed without output.
-pub(crate) fn run_aborted(runnable: async_task::Runnable<Header>) {
-    request(Signal::Abort);
-    runnable.run();
+/// The waker of the task that just answered `Pending { first: true }`.
+#[inline]
+pub(crate) fn take_parked_waker() -> Option<Waker> {
+    PARKED_WAKER.take()
+}
+
+/// The payload of the task panic the last poll left to resume, if any.
+pub(crate) fn take_propagating_panic() -> Option<Box<dyn Any + Send>> {
+    PROPAGATING.take()
 }
 
 pin_project_lite::pin_project! {
     /// The future the executor actually polls: the user's future, with
     /// panics caught, aborts obeyed and the outcome reported.
-    ///
-    /// A task registers with its executor (a clone of its waker, keyed by
-    /// its id) the first time it returns `Pending`, so that a parked task
-    /// can be reached at shutdown or on abort; it unregisters when it
-    /// finishes. A task that completes in its first poll never registers.
     #[project = TaskFutureProj]
     pub(crate) enum TaskFuture<F> {
         Running {
             #[pin]
             inner: F,
-            id: TaskId,
             propagate_panic: bool,
-            registered: bool,
+            // It returned `Pending` before.
+            parked: bool,
         },
         Done,
     }
 }
 
 impl<F> TaskFuture<F> {
-    pub(crate) fn new(inner: F, id: TaskId, propagate_panic: bool) -> TaskFuture<F> {
+    fn new(inner: F, propagate_panic: bool) -> TaskFuture<F> {
         TaskFuture::Running {
             inner,
-            id,
             propagate_panic,
-            registered: false,
+            parked: false,
         }
     }
 }
 
 impl<F: Future> TaskFuture<F> {
-    /// Drops the user's future now, catching a panic from its `Drop`, and
-    /// leaves the registry.
-    fn finish(
-        mut self: Pin<&mut Self>,
-        id: TaskId,
-        registered: bool,
-    ) -> Result<(), Box<dyn Any + Send>> {
-        let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| self.set(TaskFuture::Done)));
-        if registered {
-            crate::context::unregister(id);
-        }
-        dropped
+    /// Drops the user's future now, catching a panic from its `Drop`.
+    fn finish(mut self: Pin<&mut Self>) -> Result<(), Box<dyn Any + Send>> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.set(TaskFuture::Done)))
     }
 }
 
-/// Hands a task panic to the join handle or, in propagate mode, keeps the
-/// payload for `run_until` and gives the handle its message.
-fn report_panic(payload: Box<dyn Any + Send>, propagate: bool) -> TaskPanic {
-    if propagate {
+/// The error a join handle gets for a task panic: in propagate mode the
+/// payload stays for the run loop to resume and the handle gets the message.
+fn report_panic(payload: Box<dyn Any + Send>, propagate: bool) -> JoinError {
+    let panic = if propagate {
         let message = TaskPanic::message_of(payload.as_ref());
         PROPAGATING.set(Some(payload));
         TaskPanic::from_message(message)
     } else {
         TaskPanic::new(payload)
-    }
+    };
+    JoinError::Panic(panic)
 }
 
 impl<F: Future> Future for TaskFuture<F> {
@@ -306,25 +442,30 @@ impl<F: Future> Future for TaskFuture<F> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let request = SIGNAL.get();
-        let (id, propagate, registered) = match self.as_mut().project() {
+        let (propagate, parked) = match self.as_mut().project() {
             TaskFutureProj::Running {
-                id,
                 propagate_panic,
-                registered,
+                parked,
                 ..
-            } => (*id, *propagate_panic, *registered),
+            } => (*propagate_panic, *parked),
             // Never polled after completing.
             TaskFutureProj::Done => return Poll::Pending,
         };
+        let finished = |outcome| Signal::Finished { outcome, parked };
 
-        if request == Signal::Abort {
-            if let Err(payload) = self.finish(id, registered)
-                && propagate
-            {
-                PROPAGATING.set(Some(payload));
-            }
-            SIGNAL.set(Signal::Cancelled);
-            return Poll::Ready(Err(JoinError::Cancelled));
+        if request != Signal::Poll {
+            // Abort (inside a run) or drop (outside any run).
+            return match self.finish() {
+                Ok(()) => {
+                    SIGNAL.set(finished(Outcome::Cancelled));
+                    Poll::Ready(Err(JoinError::Cancelled))
+                }
+                Err(payload) => {
+                    SIGNAL.set(finished(Outcome::Panicked));
+                    let propagate = propagate && request == Signal::Abort;
+                    Poll::Ready(Err(report_panic(payload, propagate)))
+                }
+            };
         }
 
         let polled = match self.as_mut().project() {
@@ -335,31 +476,31 @@ impl<F: Future> Future for TaskFuture<F> {
         };
         match polled {
             Ok(Poll::Pending) => {
-                if !registered {
-                    if let TaskFutureProj::Running { registered, .. } = self.project() {
-                        *registered = true;
+                if !parked {
+                    if let TaskFutureProj::Running { parked, .. } = self.project() {
+                        *parked = true;
                     }
-                    crate::context::register(id, cx.waker());
+                    PARKED_WAKER.set(Some(cx.waker().clone()));
                 }
-                SIGNAL.set(Signal::Pending);
+                SIGNAL.set(Signal::Pending { first: !parked });
                 Poll::Pending
             }
-            Ok(Poll::Ready(value)) => match self.finish(id, registered) {
+            Ok(Poll::Ready(value)) => match self.finish() {
                 Ok(()) => {
-                    SIGNAL.set(Signal::Completed);
+                    SIGNAL.set(finished(Outcome::Completed));
                     Poll::Ready(Ok(value))
                 }
                 Err(payload) => {
-                    SIGNAL.set(Signal::Panicked);
-                    Poll::Ready(Err(JoinError::Panic(report_panic(payload, propagate))))
+                    SIGNAL.set(finished(Outcome::Panicked));
+                    Poll::Ready(Err(report_panic(payload, propagate)))
                 }
             },
             Err(payload) => {
                 // A future that panicked may panic again when dropped; that
                 // second panic is dropped.
-                let _ = self.finish(id, registered);
-                SIGNAL.set(Signal::Panicked);
-                Poll::Ready(Err(JoinError::Panic(report_panic(payload, propagate))))
+                let _ = self.finish();
+                SIGNAL.set(finished(Outcome::Panicked));
+                Poll::Ready(Err(report_panic(payload, propagate)))
             }
         }
     }

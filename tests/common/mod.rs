@@ -83,3 +83,30 @@ pub fn tokio_runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("tokio runtime")
 }
+
+/// An executor with one queue (key `0`), catching task panics or not.
+pub fn one_queue(catch: bool) -> clockworker::Executor<u8> {
+    clockworker::ExecutorBuilder::new()
+        .with_queue(0, 1)
+        .with_panic_on_task_panic(!catch)
+        .build()
+        .unwrap()
+}
+
+/// Runs `executor` until `done()` holds, giving up after 10,000 rounds of
+/// the `block_on` future (far more than any test needs). Returns whether
+/// `done()` holds.
+pub fn run_until<K>(executor: &clockworker::Executor<K>, done: impl Fn() -> bool) -> bool
+where
+    K: Copy + Eq + std::hash::Hash + std::fmt::Debug + 'static,
+{
+    executor.block_on(async {
+        for _ in 0..10_000 {
+            if done() {
+                return true;
+            }
+            clockworker::yield_now().await;
+        }
+        done()
+    })
+}

@@ -1,6 +1,6 @@
 //! Writes the function that `#[clockworker::main]` / `#[clockworker::test]`
 //! turn an `async fn` into: build the executor, bind the quick-form queue
-//! handles (and the executor, if asked), and run the body on the host.
+//! handles, and run the body on the host.
 //!
 //! The generated code names only `::core` and `<crate>::__private`; its own
 //! locals are hygienic (`Span::mixed_site`), so the body cannot see them.
@@ -25,9 +25,6 @@ pub(crate) fn function(mut function: ItemFn, config: &Config, entry: Entry) -> T
 
     let build = build(&private, config);
     let handles = handles(&private, &executor, config);
-    let executor_binding = config.executor.as_ref().map(|name| {
-        quote! { let #name = ::core::clone::Clone::clone(&#executor); }
-    });
 
     // Arguments are an error (reported by `validate`); they become locals
     // of the body, so that the body still type-checks.
@@ -71,7 +68,6 @@ pub(crate) fn function(mut function: ItemFn, config: &Config, entry: Entry) -> T
         #vis #sig {
             let #executor = #build;
             #handles
-            #executor_binding
             let #body = #future;
             #private::run_main(&#executor, #body)
         }

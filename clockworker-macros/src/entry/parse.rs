@@ -50,7 +50,7 @@ impl Parse for Opt {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         if !input.peek(Ident::peek_any) {
             return Err(input.error(
-                "expected an option: `queues(...)`, `panic = \"...\"`, `crate = \"...\"` or `executor = name`",
+                "expected an option: `queues(...)`, `panic = \"...\"` or `crate = \"...\"`",
             ));
         }
         // `parse_any`: `crate` is a keyword.

@@ -11,18 +11,21 @@ use std::collections::HashMap;
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ExprPath, ExprUnary, Ident, ItemFn, Lit, Path, UnOp};
+use syn::{Expr, ExprLit, ExprUnary, Ident, ItemFn, Lit, Path, UnOp};
 
 use super::Entry;
 use super::parse::{Args, OptValue, QueueEntry};
 use crate::errors::Errors;
 
-/// The largest weight a queue may have (`ExecutorBuilder::with_queue`).
+/// The largest weight a queue may have: a copy of `clockworker::MAX_WEIGHT`
+/// (a proc-macro crate cannot depend on the runtime crate it serves). The
+/// test `macros_max_weight_matches_the_runtime` in the workspace's
+/// `tests/errors.rs` checks that the two agree.
 const MAX_WEIGHT: u32 = 1 << 20;
 
 /// The options, for messages about an unknown or misspelt one.
-const OPTIONS: &str = "`queues(...)`, `panic = \"catch\" | \"propagate\"`, \
-                       `crate = \"path\"` and `executor = name`";
+const OPTIONS: &str = "`queues(...)`, `panic = \"catch\" | \"propagate\"` and \
+                       `crate = \"path\"`";
 
 /// What to build, checked.
 pub(crate) struct Config {
@@ -31,8 +34,6 @@ pub(crate) struct Config {
     pub(crate) queues: Queues,
     /// `panic = "propagate"` (the default) or `"catch"`.
     pub(crate) propagate_panics: bool,
-    /// `executor = name`: bind the executor to `name` in the body.
-    pub(crate) executor: Option<Ident>,
     /// Names that `spawn!` uses in the body but `queues(...)` does not
     /// declare (already reported), bound to a declared queue so that the
     /// compiler does not report them again.
@@ -45,7 +46,6 @@ impl Default for Config {
             krate: syn::parse_quote!(::clockworker),
             queues: Queues::Single,
             propagate_panics: true,
-            executor: None,
             undeclared: Vec::new(),
         }
     }
@@ -114,11 +114,7 @@ pub(crate) fn config(args: Args, entry: Entry, errors: &mut Errors) -> Config {
                 Err(error) => errors.push(error),
             },
             ("crate", _) => errors.push(syn::Error::new_spanned(&name, CRATE_VALUE)),
-            ("executor", OptValue::Assign(value)) => match binding(&value) {
-                Some(ident) => config.executor = Some(ident),
-                None => errors.push(syn::Error::new_spanned(&value, EXECUTOR_VALUE)),
-            },
-            ("executor", _) => errors.push(syn::Error::new_spanned(&name, EXECUTOR_VALUE)),
+            ("executor", _) => errors.push(syn::Error::new_spanned(&name, EXECUTOR_GONE)),
             (other, _) => errors.push(syn::Error::new_spanned(
                 &name,
                 format!(
@@ -136,8 +132,9 @@ const PANIC_VALUES: &str = "expected `panic = \"propagate\"` (the default: a tas
                             `JoinError`)";
 const CRATE_VALUE: &str = "expected `crate = \"path\"`: the path of the clockworker crate \
                            where it is renamed, such as `crate = \"my_clockworker\"`";
-const EXECUTOR_VALUE: &str = "expected `executor = name`: the name to give the executor in the \
-                              function's body, such as `executor = executor`";
+const EXECUTOR_GONE: &str = "the `executor = name` option is gone: in the body, \
+                             `clockworker::Handle::current()` reaches the executor (its queues, \
+                             spawners and stats)";
 
 /// The string of a string literal.
 fn string(value: &Expr) -> Option<String> {
@@ -163,18 +160,6 @@ fn crate_path(value: &Expr) -> syn::Result<Path> {
             )
         }),
         _ => Err(syn::Error::new_spanned(value, CRATE_VALUE)),
-    }
-}
-
-/// A single identifier, to bind something to.
-fn binding(value: &Expr) -> Option<Ident> {
-    match value {
-        Expr::Path(ExprPath {
-            qself: None, path, ..
-        }) if path.get_ident().is_some() && path.leading_colon.is_none() => {
-            path.get_ident().cloned()
-        }
-        _ => None,
     }
 }
 

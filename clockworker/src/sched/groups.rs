@@ -88,6 +88,26 @@ impl WeightedGroups {
 }
 
 impl TaskScheduler for WeightedGroups {
+    fn name(&self) -> &'static str {
+        "WeightedGroups"
+    }
+
+    fn shrink(&mut self) {
+        for (_, group) in self.groups.iter_mut() {
+            super::shrink_deque(&mut group.tasks);
+        }
+        if crate::core::should_shrink(self.groups.len(), self.groups.capacity()).is_some() {
+            // Frees the vacant tail (all of it when empty); keys stay valid.
+            self.groups.shrink_to_fit();
+        }
+        if let Some(room) = crate::core::should_shrink(self.heap.len(), self.heap.capacity()) {
+            self.heap.shrink_to(room);
+        }
+        if let Some(room) = crate::core::should_shrink(self.index.len(), self.index.capacity()) {
+            self.index.shrink_to(room);
+        }
+    }
+
     fn push(&mut self, task: ReadyTask) {
         let key = task.group();
         let weight = task.group_weight().max(1);

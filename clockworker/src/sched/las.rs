@@ -153,6 +153,26 @@ impl Default for LeastAttainedService {
 }
 
 impl TaskScheduler for LeastAttainedService {
+    fn name(&self) -> &'static str {
+        "LeastAttainedService"
+    }
+
+    fn shrink(&mut self) {
+        for class in self.classes.iter_mut() {
+            super::shrink_deque(class);
+        }
+        super::shrink_deque(&mut self.by_arrival);
+        if crate::core::should_shrink(self.entries.len(), self.entries.capacity()).is_some() {
+            // Frees the vacant tail (all of it when empty); keys stay valid.
+            self.entries.shrink_to_fit();
+        }
+        if let Some(room) =
+            crate::core::should_shrink(self.attained.len(), self.attained.capacity())
+        {
+            self.attained.shrink_to(room);
+        }
+    }
+
     fn push(&mut self, task: ReadyTask) {
         let account = self.account(task.id(), task.group());
         let class = self.class_of(account);

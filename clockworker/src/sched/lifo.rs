@@ -43,6 +43,14 @@ impl Default for Lifo {
 }
 
 impl TaskScheduler for Lifo {
+    fn name(&self) -> &'static str {
+        "Lifo"
+    }
+
+    fn shrink(&mut self) {
+        super::shrink_deque(&mut self.ready);
+    }
+
     fn push(&mut self, task: ReadyTask) {
         self.ready.push_back(task);
     }

@@ -47,44 +47,13 @@ use async_task::Runnable;
 use crate::clock::Clock;
 use crate::task::{Header, TaskId, TaskLabel};
 
+/// Re-exported here, where schedulers meet it; defined beside
+/// [`TaskId`](crate::TaskId).
+pub use crate::task::GroupId;
+
 pub use groups::WeightedGroups;
 pub use las::{Attribution, LeastAttainedService};
 pub use lifo::Lifo;
-
-/// A task group's id within its queue, chosen by the user (a tenant id, a
-/// stream id...).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupId(u64);
-
-impl GroupId {
-    /// The group with this number.
-    pub const fn new(id: u64) -> GroupId {
-        GroupId(id)
-    }
-
-    /// The group's number.
-    pub const fn as_u64(self) -> u64 {
-        self.0
-    }
-}
-
-impl From<u64> for GroupId {
-    fn from(id: u64) -> GroupId {
-        GroupId(id)
-    }
-}
-
-impl fmt::Debug for GroupId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GroupId({})", self.0)
-    }
-}
-
-impl fmt::Display for GroupId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// Orders the runnable tasks of one queue.
 ///
@@ -105,6 +74,12 @@ impl fmt::Display for GroupId {
 ///   `Some` whenever `len() > 0`.
 /// - Do not call into the executor (spawn, abort, read its stats) from
 ///   these methods: they run while the queue is being updated.
+/// - Hand back only tasks you were given by this queue. The executor checks
+///   where each popped task belongs and never lets a wrong answer corrupt
+///   its books: a task of another queue of the same executor (one policy
+///   object shared by two queues) is run and counted as a task of its own
+///   queue; a task of another executor is re-routed to that executor, as if
+///   it had been woken there (or cancelled, if that executor is gone).
 ///
 /// # Examples
 ///
@@ -181,7 +156,16 @@ pub trait TaskScheduler: 'static {
         let _ = group;
     }
 
-    /// The scheduler's name, for debugging output.
+    /// The executor is handing control back to its host: a good moment to
+    /// give back memory kept from a burst (collections far larger than what
+    /// they hold). Not called per poll. The default does nothing; the
+    /// built-in schedulers shrink their collections.
+    fn shrink(&mut self) {}
+
+    /// The scheduler's name, shown in [`QueueStats::scheduler`](crate::QueueStats::scheduler)
+    /// and `Debug` output. Defaults to the type's path; the built-in
+    /// schedulers give their bare names (`"Fifo"`, `"Lifo"`,
+    /// `"LeastAttainedService"`, `"WeightedGroups"`).
     fn name(&self) -> &'static str {
         std::any::type_name::<Self>()
     }
@@ -208,12 +192,15 @@ pub struct PollOutcome {
 pub struct ReadyTask {
     /// `None` only once handed back to the executor.
     runnable: Option<Runnable<Header>>,
+    /// The weight of the task's group when it became runnable.
+    group_weight: u32,
 }
 
 impl ReadyTask {
-    pub(crate) fn new(runnable: Runnable<Header>) -> ReadyTask {
+    pub(crate) fn new(runnable: Runnable<Header>, group_weight: u32) -> ReadyTask {
         ReadyTask {
             runnable: Some(runnable),
+            group_weight,
         }
     }
 
@@ -238,9 +225,12 @@ impl ReadyTask {
         self.header().group()
     }
 
-    /// The weight of the task's group (1 for a task without a group).
+    /// The weight of the task's group when the task became runnable (1 for
+    /// a task without a group). A group keeps the weight it was last given
+    /// explicitly ([`GroupHandle::with_weight`](crate::GroupHandle::with_weight),
+    /// [`GroupSpawner::with_weight`](crate::GroupSpawner::with_weight)).
     pub fn group_weight(&self) -> u32 {
-        self.header().group_weight()
+        self.group_weight
     }
 
     /// The task's hint: a number given at spawn (`spawn_with_hint`) for the
@@ -299,6 +289,13 @@ impl fmt::Debug for ReadyTask {
     }
 }
 
+/// Shrinks a deque that is far larger than what it holds.
+pub(crate) fn shrink_deque<T>(deque: &mut VecDeque<T>) {
+    if let Some(room) = crate::core::should_shrink(deque.len(), deque.capacity()) {
+        deque.shrink_to(room);
+    }
+}
+
 /// First in, first out: the default.
 ///
 /// Passing `Fifo` to
@@ -320,6 +317,14 @@ impl Fifo {
 }
 
 impl TaskScheduler for Fifo {
+    fn name(&self) -> &'static str {
+        "Fifo"
+    }
+
+    fn shrink(&mut self) {
+        shrink_deque(&mut self.ready);
+    }
+
     fn push(&mut self, task: ReadyTask) {
         self.ready.push_back(task);
     }

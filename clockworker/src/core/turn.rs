@@ -1,0 +1,265 @@
+//! The turn in progress and the clock: which queue runs, how much of its
+//! slice it has used, whether it must give way, and when the host gets
+//! control back.
+//!
+//! Owns the EEVDF scheduler between queues ([`Eevdf`]) and all reading of
+//! the clock on the run loop's side. The queues' contents are not its
+//! business: the core tells it when a queue becomes runnable
+//! ([`Turn::activate`]) and whether the queue whose turn ends still is
+//! ([`Turn::end`]).
+//!
+//! # Clock sampling
+//!
+//! - While two or more queues are active, the clock is read at every poll
+//!   boundary and the ticks between two reads are charged to the queue
+//!   whose task was polled in between, so a turn overruns its budget by at
+//!   most the poll that crossed it, and a queue that becomes runnable waits
+//!   at most for the poll in progress.
+//! - With a single active queue there is no one to share with, so the clock
+//!   is read every `stride`-th boundary: the stride doubles (up to
+//!   [`MAX_STRIDE`]) while the polls between two reads averaged under
+//!   `short_poll`, and drops back to 1 after any longer stretch. All elapsed
+//!   time is still charged (at the next read); what loses precision is only
+//!   the per-poll timestamp (queue-delay samples, the host-yield check,
+//!   which may come up to `MAX_STRIDE - 1` short polls late). A second queue
+//!   becoming active switches back to reading at every boundary at once.
+
+use std::cell::{Cell, RefCell};
+
+use crate::clock::Clock;
+use crate::eevdf::Eevdf;
+
+/// Marker for "no queue is running".
+const NONE: usize = usize::MAX;
+
+/// At most this many polls between two clock reads (single active queue).
+const MAX_STRIDE: u32 = 16;
+
+pub(crate) struct Turn {
+    clock: Clock,
+    sched: RefCell<Eevdf>,
+    /// The queue whose turn it is, or `NONE` (mirrors `sched.running()`).
+    running: Cell<usize>,
+    /// Ticks used in the running queue's turn so far, and its budget.
+    used: Cell<u64>,
+    budget: Cell<u64>,
+    /// A queue became runnable with an earlier deadline than the running one.
+    preempt: Cell<bool>,
+    /// Two or more queues are active (mirrors `sched.contended()`).
+    contended: Cell<bool>,
+    /// The last clock reading: `used` counts up to it. During a poll with
+    /// every boundary sampled, the start of that poll.
+    now: Cell<u64>,
+    /// Polls since the last clock reading, and how many may pass between
+    /// two readings (see the module docs).
+    unsampled: Cell<u32>,
+    stride: Cell<u32>,
+    /// A poll shorter than this (on average) lets the clock be read less
+    /// often while a single queue is active.
+    short_poll: u64,
+    /// When the current `run_until` poll must hand control back to its host.
+    host_deadline: Cell<u64>,
+    /// How long `run_until` may keep its host waiting while work is runnable.
+    host_yield: u64,
+}
+
+/// A turn that ended: the queue and the ticks it used.
+pub(crate) struct Ended {
+    pub(crate) queue: usize,
+    pub(crate) used: u64,
+}
+
+impl Turn {
+    pub(crate) fn new(clock: Clock, weights: &[u32], slice: u64, host_yield: u64) -> Turn {
+        Turn {
+            short_poll: clock.to_ticks(std::time::Duration::from_micros(1)),
+            clock,
+            sched: RefCell::new(Eevdf::new(weights, slice)),
+            running: Cell::new(NONE),
+            used: Cell::new(0),
+            budget: Cell::new(0),
+            preempt: Cell::new(false),
+            contended: Cell::new(false),
+            now: Cell::new(0),
+            unsampled: Cell::new(0),
+            stride: Cell::new(1),
+            host_deadline: Cell::new(u64::MAX),
+            host_yield,
+        }
+    }
+
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The last clock reading.
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        self.now.get()
+    }
+
+    /// The queue whose turn it is, if a turn is in progress.
+    #[inline]
+    pub(crate) fn running(&self) -> Option<usize> {
+        let running = self.running.get();
+        (running != NONE).then_some(running)
+    }
+
+    // ----- the host's turn -------------------------------------------------
+
+    /// Starts a `run_until` poll: the host gets control back after the
+    /// host-yield interval, or never if `host_yield` is false (`block_on`).
+    /// Tasks spawned or woken before the loop runs are dated from here.
+    pub(crate) fn begin_host_turn(&self, host_yield: bool) {
+        let now = self.clock.now();
+        self.now.set(now);
+        let deadline = if host_yield {
+            now.saturating_add(self.host_yield)
+        } else {
+            u64::MAX
+        };
+        self.host_deadline.set(deadline);
+    }
+
+    pub(crate) fn host_turn_over(&self) -> bool {
+        self.clock.now() >= self.host_deadline.get()
+    }
+
+    pub(crate) fn host_deadline(&self) -> u64 {
+        self.host_deadline.get()
+    }
+
+    // ----- sampling ----------------------------------------------------------
+
+    /// The run loop starts: time spent outside (in the host, in a
+    /// `run_until` future) is nobody's.
+    pub(crate) fn start_loop(&self) {
+        self.now.set(self.clock.now());
+        self.unsampled.set(0);
+    }
+
+    /// A poll just ended: reads the clock if this boundary is sampled (or
+    /// `force`), and says whether it was.
+    #[inline]
+    pub(crate) fn poll_ended(&self, force: bool) -> bool {
+        let unsampled = self.unsampled.get() + 1;
+        self.unsampled.set(unsampled);
+        let sampled = force || self.contended.get() || unsampled >= self.stride.get();
+        if sampled {
+            self.sample();
+        }
+        sampled
+    }
+
+    /// Reads the clock, charges the time since the last reading to the
+    /// running turn, and adapts the sampling stride.
+    #[inline]
+    fn sample(&self) {
+        let now = self.clock.now();
+        let elapsed = now.saturating_sub(self.now.get());
+        self.used.set(self.used.get() + elapsed);
+        self.now.set(now);
+        let polls = u64::from(self.unsampled.replace(0));
+        let stride = if self.contended.get() || elapsed >= polls * self.short_poll {
+            1
+        } else {
+            (self.stride.get() * 2).min(MAX_STRIDE)
+        };
+        self.stride.set(stride);
+    }
+
+    /// Reads the clock if polls ran since the last reading.
+    #[inline]
+    pub(crate) fn settle(&self) {
+        if self.unsampled.get() != 0 {
+            self.sample();
+        }
+    }
+
+    // ----- turns -------------------------------------------------------------
+
+    /// Whether the running queue's turn is over: budget used, preempted, or
+    /// no turn in progress.
+    #[inline]
+    pub(crate) fn is_over(&self) -> bool {
+        self.running.get() == NONE || self.preempt.get() || self.used.get() >= self.budget.get()
+    }
+
+    /// Picks the queue for a new turn (the last one must have ended).
+    #[inline]
+    pub(crate) fn pick(&self) -> Option<usize> {
+        let pick = self.sched.borrow_mut().pick()?;
+        self.running.set(pick.queue);
+        self.budget.set(pick.budget);
+        Some(pick.queue)
+    }
+
+    /// Ends the running turn, if any: hands the queue back to the scheduler
+    /// (to compete again if `still_runnable` says so) and returns what it
+    /// used, for its counters.
+    #[inline]
+    pub(crate) fn end(&self, still_runnable: impl FnOnce(usize) -> bool) -> Option<Ended> {
+        self.preempt.set(false);
+        let queue = self.running.replace(NONE);
+        if queue == NONE {
+            return None;
+        }
+        let used = self.used.replace(0);
+        let runnable = still_runnable(queue);
+        let mut sched = self.sched.borrow_mut();
+        sched.switch(used, runnable);
+        self.contended.set(sched.contended());
+        Some(Ended { queue, used })
+    }
+
+    /// Queue `queue` became runnable (its run queue was empty). Returns
+    /// whether it preempts the running turn, now or once it becomes
+    /// eligible.
+    #[inline]
+    pub(crate) fn activate(&self, queue: usize) -> bool {
+        let mut sched = self.sched.borrow_mut();
+        if sched.is_active(queue) {
+            return false;
+        }
+        let preempts = sched.activate(queue);
+        self.contended.set(sched.contended());
+        match preempts {
+            Some(0) => self.preempt.set(true),
+            // End the running turn once the woken queue is eligible.
+            Some(after) => self.budget.set(self.budget.get().min(after)),
+            None => return false,
+        }
+        true
+    }
+
+    /// Whether the code being polled should give way (`yield_maybe`): the
+    /// host's turn came, or (in a task) the running turn is over, or (in a
+    /// `run_until` future) any queue is runnable.
+    pub(crate) fn should_yield(&self, in_task: bool) -> bool {
+        let now = self.clock.now();
+        if now >= self.host_deadline.get() {
+            return true;
+        }
+        if !in_task {
+            return self.sched.borrow().has_active();
+        }
+        self.preempt.get()
+            || self.used.get() + now.saturating_sub(self.now.get()) >= self.budget.get()
+    }
+
+    // ----- stats -------------------------------------------------------------
+
+    /// Ticks used so far by `queue`'s turn in progress (0 if not running).
+    pub(crate) fn used_by(&self, queue: usize) -> u64 {
+        if self.running.get() == queue {
+            self.used.get()
+        } else {
+            0
+        }
+    }
+
+    /// `queue`'s lag in ticks.
+    pub(crate) fn lag(&self, queue: usize) -> i64 {
+        self.sched.borrow().lag(queue)
+    }
+}

@@ -1,0 +1,352 @@
+//! Every public error type of the crate, in one place.
+//!
+//! - [`BuildError`]: a builder refused a configuration (no queues, a
+//!   duplicate key, a weight out of range), naming the key.
+//! - [`UnknownQueue`]: a queue was looked up by a key the executor does not
+//!   have; it names the key and the executor's queues.
+//! - [`JoinError`] (with [`TaskPanic`]): why a task produced no output.
+//! - [`TryCurrentError`]: why [`Handle::try_current`](crate::Handle::try_current)
+//!   found no executor of that key type running on this thread.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Mutex;
+
+use crate::task::{TaskId, TaskLabel};
+
+/// Why [`ExecutorBuilder::build`](crate::ExecutorBuilder::build) refused a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No queue was configured.
+    NoQueues,
+    /// The same key was configured twice.
+    DuplicateQueue {
+        /// The key, as its `Debug` output.
+        key: String,
+    },
+    /// A queue has weight zero.
+    ZeroWeight {
+        /// The key, as its `Debug` output.
+        key: String,
+    },
+    /// A queue's weight is above the maximum.
+    WeightTooLarge {
+        /// The key, as its `Debug` output.
+        key: String,
+        /// The weight given.
+        weight: u32,
+        /// The largest weight allowed.
+        max: u32,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::NoQueues => f.write_str(
+                "no queues configured: add at least one with `ExecutorBuilder::with_queue(key, weight)`",
+            ),
+            BuildError::DuplicateQueue { key } => {
+                write!(f, "queue {key} is configured more than once; queue keys must be distinct")
+            }
+            BuildError::ZeroWeight { key } => {
+                write!(f, "queue {key} has weight 0; weights must be at least 1")
+            }
+            BuildError::WeightTooLarge { key, weight, max } => {
+                write!(f, "queue {key} has weight {weight}; weights must be at most {max}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// No queue has the requested key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownQueue {
+    /// Boxed so that `Result<QueueHandle<K>, UnknownQueue>` stays small on
+    /// the lookup path.
+    inner: Box<UnknownQueueInner>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UnknownQueueInner {
+    key: String,
+    known: Vec<String>,
+}
+
+impl UnknownQueue {
+    pub(crate) fn new(key: String, known: Vec<String>) -> UnknownQueue {
+        UnknownQueue {
+            inner: Box::new(UnknownQueueInner { key, known }),
+        }
+    }
+
+    /// The key that was asked for, as its `Debug` output.
+    pub fn key(&self) -> &str {
+        &self.inner.key
+    }
+}
+
+impl fmt::Display for UnknownQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no queue with key {}; the executor's queues are [{}]",
+            self.inner.key,
+            self.inner.known.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownQueue {}
+
+/// Why a task produced no output.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The task was aborted (or its executor was dropped) before it
+    /// completed.
+    Cancelled,
+    /// The task's poll panicked (only when the executor catches panics; see
+    /// [`ExecutorBuilder::with_panic_on_task_panic`]).
+    ///
+    /// [`ExecutorBuilder::with_panic_on_task_panic`]: crate::ExecutorBuilder::with_panic_on_task_panic
+    Panic(TaskPanic),
+}
+
+impl JoinError {
+    /// Whether the task was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JoinError::Cancelled)
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panic(_))
+    }
+
+    /// The panic payload, to resume the panic with
+    /// [`std::panic::resume_unwind`]; the error back if it is not a panic.
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new()
+    ///     .with_queue(0, 1)
+    ///     .with_panic_on_task_panic(false)
+    ///     .build()
+    ///     .unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async { panic!("{}", 7) });
+    /// let error = executor.block_on(task).unwrap_err();
+    /// assert!(error.is_panic() && !error.is_cancelled());
+    /// let payload = error.try_into_panic().unwrap();
+    /// assert_eq!(payload.downcast_ref::<String>().map(String::as_str), Some("7"));
+    /// ```
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self {
+            JoinError::Panic(panic) => Ok(panic.into_panic()),
+            other => Err(other),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Cancelled => f.write_str("task was cancelled"),
+            JoinError::Panic(panic) => {
+                f.write_str("task")?;
+                if let Some(id) = panic.task_id() {
+                    write!(f, " {id}")?;
+                }
+                if let Some(label) = panic.label() {
+                    write!(f, " (spawned at {label})")?;
+                }
+                write!(f, " panicked: {panic}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// The panic of a task, as caught by the executor.
+///
+/// `Display` prints the panic message (or `<non-string panic payload>`).
+/// [`into_panic`](TaskPanic::into_panic) returns the original payload, to
+/// resume the panic elsewhere.
+pub struct TaskPanic {
+    /// Boxed: every task reserves room for its output, so the error type is
+    /// kept one pointer wide.
+    inner: Box<PanicInner>,
+}
+
+struct PanicInner {
+    message: Option<String>,
+    /// A `Mutex` only to make the error `Sync`; it is never contended.
+    payload: Mutex<Box<dyn Any + Send + 'static>>,
+    task: Option<TaskId>,
+    label: Option<TaskLabel>,
+}
+
+impl TaskPanic {
+    fn with(message: Option<String>, payload: Box<dyn Any + Send + 'static>) -> TaskPanic {
+        TaskPanic {
+            inner: Box::new(PanicInner {
+                message,
+                payload: Mutex::new(payload),
+                task: None,
+                label: None,
+            }),
+        }
+    }
+
+    pub(crate) fn new(payload: Box<dyn Any + Send + 'static>) -> TaskPanic {
+        Self::with(Self::message_of(payload.as_ref()), payload)
+    }
+
+    pub(crate) fn from_message(message: Option<String>) -> TaskPanic {
+        let payload: Box<dyn Any + Send> = match &message {
+            Some(message) => Box::new(message.clone()),
+            None => Box::new(()),
+        };
+        Self::with(message, payload)
+    }
+
+    pub(crate) fn set_task(&mut self, id: TaskId, label: TaskLabel) {
+        self.inner.task = Some(id);
+        self.inner.label = Some(label);
+    }
+
+    pub(crate) fn message_of(payload: &(dyn Any + Send)) -> Option<String> {
+        if let Some(s) = payload.downcast_ref::<&'static str>() {
+            Some((*s).to_owned())
+        } else {
+            payload.downcast_ref::<String>().cloned()
+        }
+    }
+
+    /// The panic message, if the payload was a string (as with `panic!`).
+    ///
+    /// ```
+    /// use clockworker::JoinError;
+    ///
+    /// let executor = clockworker::ExecutorBuilder::new()
+    ///     .with_queue(0, 1)
+    ///     .with_panic_on_task_panic(false)
+    ///     .build()
+    ///     .unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async { panic!("disk full") });
+    /// let id = task.id();
+    /// let Err(JoinError::Panic(panic)) = executor.block_on(task) else { unreachable!() };
+    /// assert_eq!(panic.message(), Some("disk full"));
+    /// assert_eq!(panic.task_id(), Some(id));
+    /// assert!(panic.label().is_some());
+    /// ```
+    pub fn message(&self) -> Option<&str> {
+        self.inner.message.as_deref()
+    }
+
+    /// The id of the task that panicked.
+    pub fn task_id(&self) -> Option<TaskId> {
+        self.inner.task
+    }
+
+    /// The label (spawn site) of the task that panicked.
+    pub fn label(&self) -> Option<TaskLabel> {
+        self.inner.label
+    }
+
+    /// The panic payload. When the executor propagates panics, the original
+    /// payload resumed out of `run_until` and this is the message as a
+    /// `String`.
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.inner
+            .payload
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl fmt::Display for TaskPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message().unwrap_or("<non-string panic payload>"))
+    }
+}
+
+impl fmt::Debug for TaskPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskPanic")
+            .field("message", &self.inner.message)
+            .field("task", &self.inner.task)
+            .field("label", &self.inner.label)
+            .finish()
+    }
+}
+
+impl std::error::Error for TaskPanic {}
+
+/// Why [`Handle::try_current`](crate::Handle::try_current) found no
+/// executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TryCurrentError {
+    kind: TryCurrentKind,
+    /// The key type asked for.
+    wanted: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TryCurrentKind {
+    Missing,
+    WrongKeyType,
+}
+
+impl TryCurrentError {
+    pub(crate) fn missing(wanted: &'static str) -> TryCurrentError {
+        TryCurrentError {
+            kind: TryCurrentKind::Missing,
+            wanted,
+        }
+    }
+
+    pub(crate) fn wrong_key_type(wanted: &'static str) -> TryCurrentError {
+        TryCurrentError {
+            kind: TryCurrentKind::WrongKeyType,
+            wanted,
+        }
+    }
+
+    /// No clockworker executor is running on this thread: the caller is not
+    /// inside a task, nor inside the future of a `run_until`/`block_on`.
+    pub fn is_missing(&self) -> bool {
+        self.kind == TryCurrentKind::Missing
+    }
+
+    /// An executor is running on this thread, but its queue keys are of
+    /// another type than the one asked for.
+    pub fn is_wrong_key_type(&self) -> bool {
+        self.kind == TryCurrentKind::WrongKeyType
+    }
+}
+
+impl fmt::Display for TryCurrentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            TryCurrentKind::Missing => write!(
+                f,
+                "no clockworker executor is running on this thread (`Handle::<{}>::current` \
+                 works inside a task, or inside the future of `run_until`/`block_on` or \
+                 `#[clockworker::main]`)",
+                self.wanted
+            ),
+            TryCurrentKind::WrongKeyType => write!(
+                f,
+                "the clockworker executor running on this thread does not have queue keys \
+                 of type `{}`",
+                self.wanted
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TryCurrentError {}

@@ -1,0 +1,253 @@
+//! A non-owning handle to an executor, and finding the one running on this
+//! thread.
+
+use std::fmt;
+use std::hash::Hash;
+use std::rc::Rc;
+
+use crate::context;
+use crate::core::Core;
+use crate::error::{TryCurrentError, UnknownQueue};
+use crate::key::KeyTable;
+use crate::queue::QueueHandle;
+use crate::spawner::Spawner;
+use crate::stats::{ExecutorStats, QueueStats};
+
+/// A handle to an executor that does not own it: it reaches the executor's
+/// queues, spawners and stats, and never keeps its tasks alive.
+///
+/// Get one from [`Executor::handle`](crate::Executor::handle), or from inside
+/// the executor with [`Handle::current`] (in a task, in the future passed to
+/// `run_until`/`block_on`, in a `#[clockworker::main]` body). It is cheap to
+/// clone and `!Send`, like the executor.
+///
+/// Only the [`Executor`](crate::Executor) owns the tasks: when its last clone
+/// is dropped, every task's future is dropped, even while handles remain
+/// (held by those very tasks, say). A handle then still answers, with what
+/// it knew: [`is_closed`](Handle::is_closed) is `true`, [`stats`](Handle::stats)
+/// return the final counters, and queue handles and spawners obtained from
+/// it spawn tasks that resolve to
+/// [`JoinError::Cancelled`](crate::JoinError::Cancelled) without being
+/// polled. This is tokio's model (a `Runtime` owns, a `Handle` reaches).
+///
+/// # Examples
+///
+/// ```
+/// use clockworker::{ExecutorBuilder, Handle};
+///
+/// let executor = ExecutorBuilder::new()
+///     .with_queue("fg", 8)
+///     .with_queue("bg", 1)
+///     .build()
+///     .unwrap();
+/// let fg = executor.queue("fg").unwrap();
+/// let out = executor.block_on(fg.spawn(async {
+///     // Deep inside a task: no executor passed around.
+///     let handle = Handle::<&str>::current();
+///     let bg = handle.queue("bg").unwrap();
+///     bg.spawn(async { 40 }).await.unwrap() + 2
+/// }));
+/// assert_eq!(out.unwrap(), 42);
+/// assert_eq!(executor.stats().queue("bg").unwrap().completed, 1);
+/// ```
+pub struct Handle<K> {
+    core: Rc<Core>,
+    keys: Rc<KeyTable<K>>,
+}
+
+impl<K> Handle<K> {
+    pub(crate) fn new(core: Rc<Core>, keys: Rc<KeyTable<K>>) -> Handle<K> {
+        Handle { core, keys }
+    }
+
+    pub(crate) fn core(&self) -> &Rc<Core> {
+        &self.core
+    }
+
+    pub(crate) fn key_list(&self) -> &[K] {
+        self.keys.keys()
+    }
+}
+
+impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Handle<K> {
+    /// The handle of the executor running on this thread.
+    ///
+    /// # Panics
+    ///
+    /// Panics if no clockworker executor is running on this thread (outside
+    /// its tasks and the future of its `run_until`/`block_on`), or if the
+    /// running executor's keys are not of type `K`. Use
+    /// [`try_current`](Handle::try_current) to get an error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use clockworker::{spawn, Handle};
+    ///
+    /// #[clockworker::main(queues(fg = 8, bg = 1))]
+    /// async fn main() {
+    ///     let handle = Handle::<&str>::current();
+    ///     assert_eq!(handle.keys(), ["fg", "bg"]);
+    ///     spawn!(bg, async {}).await.unwrap();
+    ///     assert_eq!(handle.queue_stats("bg").unwrap().completed, 1);
+    /// }
+    /// ```
+    #[track_caller]
+    pub fn current() -> Handle<K> {
+        match Self::try_current() {
+            Ok(handle) => handle,
+            Err(error) => panic!("clockworker: {error}"),
+        }
+    }
+
+    /// The handle of the executor running on this thread, or why there is
+    /// none.
+    ///
+    /// Runs of different executors nest (a task of one may `block_on`
+    /// another); the innermost one is current.
+    ///
+    /// # Errors
+    ///
+    /// [`TryCurrentError`]: no executor is running on this thread
+    /// ([`is_missing`](TryCurrentError::is_missing)), or the running one's
+    /// keys are of another type ([`is_wrong_key_type`](TryCurrentError::is_wrong_key_type)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use clockworker::{ExecutorBuilder, Handle};
+    ///
+    /// assert!(Handle::<u8>::try_current().unwrap_err().is_missing());
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// executor.block_on(async {
+    ///     assert!(Handle::<u8>::try_current().is_ok());
+    ///     assert!(Handle::<&str>::try_current().unwrap_err().is_wrong_key_type());
+    /// });
+    /// ```
+    pub fn try_current() -> Result<Handle<K>, TryCurrentError> {
+        let wanted = std::any::type_name::<K>();
+        let core = context::current().ok_or_else(|| TryCurrentError::missing(wanted))?;
+        let keys = core
+            .key_table::<K>()
+            .ok_or_else(|| TryCurrentError::wrong_key_type(wanted))?;
+        Ok(Handle { core, keys })
+    }
+
+    #[inline]
+    fn index(&self, key: K) -> Result<u32, UnknownQueue> {
+        match self.keys.find(&key) {
+            Some(index) => Ok(index),
+            None => Err(self.core.unknown(&key)),
+        }
+    }
+
+    /// A handle that spawns onto the queue with this key, from this thread.
+    /// Any future works, `!Send` ones included.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownQueue`] if no queue has this key; its message names the
+    /// executor's queues.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue(1, 1).build().unwrap();
+    /// let handle = executor.handle();
+    /// assert!(handle.queue(1).is_ok());
+    /// let error = handle.queue(2).unwrap_err();
+    /// assert_eq!(error.to_string(), "no queue with key 2; the executor's queues are [1]");
+    /// ```
+    #[inline]
+    pub fn queue(&self, key: K) -> Result<QueueHandle<K>, UnknownQueue> {
+        let index = self.index(key)?;
+        Ok(QueueHandle::new(Rc::downgrade(&self.core), index, key))
+    }
+
+    /// A `Send + Sync` handle that spawns `Send` futures onto the queue with
+    /// this key from any thread.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownQueue`] if no queue has this key.
+    pub fn spawner(&self, key: K) -> Result<Spawner<K>, UnknownQueue> {
+        let index = self.index(key)?;
+        Ok(Spawner::new(
+            self.core.shared.clone(),
+            index,
+            key,
+            self.core.propagate_panics(),
+        ))
+    }
+
+    /// A snapshot of every queue's counters and the executor's own (see
+    /// [`ExecutorStats`]). After the executor is dropped, the final ones.
+    pub fn stats(&self) -> ExecutorStats<K> {
+        let core = &self.core;
+        let counters = core.counters();
+        ExecutorStats {
+            queues: self
+                .keys
+                .keys()
+                .iter()
+                .enumerate()
+                .map(|(index, &key)| core.queue_stats(index, key))
+                .collect(),
+            live_tasks: core.live_tasks(),
+            host_yields: counters.host_yields.get(),
+            idle_waits: counters.idle_waits.get(),
+            remote_schedules: core.shared.remote_schedules(),
+        }
+    }
+
+    /// A snapshot of one queue's counters.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownQueue`] if no queue has this key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue("bg", 3).build().unwrap();
+    /// let bg = executor.queue("bg").unwrap();
+    /// executor.block_on(async { bg.spawn(async {}).await.unwrap() });
+    /// let stats = executor.handle().queue_stats("bg").unwrap();
+    /// assert_eq!((stats.weight, stats.spawned, stats.completed), (3, 1, 1));
+    /// ```
+    pub fn queue_stats(&self, key: K) -> Result<QueueStats<K>, UnknownQueue> {
+        let index = self.index(key)?;
+        Ok(self.core.queue_stats(index as usize, key))
+    }
+
+    /// The configured queue keys, in order.
+    pub fn keys(&self) -> &[K] {
+        self.keys.keys()
+    }
+
+    /// Whether the executor has been dropped (its tasks are gone, and new
+    /// spawns are cancelled).
+    pub fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+}
+
+impl<K> Clone for Handle<K> {
+    fn clone(&self) -> Self {
+        Handle {
+            core: self.core.clone(),
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+impl<K: fmt::Debug> fmt::Debug for Handle<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("queues", &self.keys.keys())
+            .field("closed", &self.core.is_closed())
+            .field("live_tasks", &self.core.live_tasks())
+            .finish()
+    }
+}
