@@ -1016,3 +1016,89 @@ fn a_task_that_aborts_itself_then_passes_yield_maybe_is_still_cancelled() {
         assert_eq!(executor.stats().live_tasks, 0);
     });
 }
+
+// ----- a remote wake racing the executor's drop -----------------------------
+
+/// Parked `Send` tasks are woken from another thread, over and over, while
+/// their executor is dropped. A wake that marks a task scheduled before the
+/// shutdown's own wake and hands it over after the shutdown's last drain
+/// must not strand the task: every future is dropped exactly once and every
+/// handle resolves.
+#[test]
+fn remote_wakes_racing_the_executors_drop_strand_no_task() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    const ROUNDS: usize = 1_000;
+    const TASKS: usize = 32;
+    for round in 0..ROUNDS {
+        let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+        let spawner = executor.spawner(0).unwrap();
+        let wakers: Arc<Mutex<Vec<Waker>>> = Arc::default();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let probe = Probe::default();
+        let handles: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let (wakers, drops) = (wakers.clone(), drops.clone());
+                struct CountDrop(Arc<AtomicUsize>);
+                impl Drop for CountDrop {
+                    fn drop(&mut self) {
+                        self.0.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                let guard = CountDrop(drops);
+                spawner.spawn(probe.wrap(std::future::poll_fn(move |cx| {
+                    let _keep = &guard;
+                    wakers.lock().unwrap().push(cx.waker().clone());
+                    Poll::<()>::Pending
+                })))
+            })
+            .collect();
+        assert!(run_until(&executor, || probe.polls() >= TASKS));
+        let stop = Arc::new(AtomicBool::new(false));
+        let batches = Arc::new(AtomicUsize::new(0));
+        let waker_thread = {
+            let (wakers, stop, batches) = (wakers.clone(), stop.clone(), batches.clone());
+            std::thread::spawn(move || {
+                let batch: Vec<Waker> = wakers.lock().unwrap().clone();
+                batches.fetch_add(1, Ordering::SeqCst);
+                // The first wake of each parked task schedules it; later
+                // ones find it scheduled and do nothing, so the race is in
+                // this first pass.
+                for waker in &batch {
+                    waker.wake_by_ref();
+                }
+                while !stop.load(Ordering::SeqCst) {
+                    for waker in &batch {
+                        waker.wake_by_ref();
+                    }
+                }
+            })
+        };
+        // Drop the executor while the waker thread makes its first pass.
+        while batches.load(Ordering::SeqCst) == 0 {
+            std::hint::spin_loop();
+        }
+        drop(executor);
+        stop.store(true, Ordering::SeqCst);
+        waker_thread.join().unwrap();
+        wakers.lock().unwrap().clear();
+        assert_eq!(drops.load(Ordering::SeqCst), TASKS, "round {round}");
+        let (done, results) = mpsc::channel();
+        std::thread::spawn(move || {
+            let results: Vec<_> = handles
+                .into_iter()
+                .map(futures_lite::future::block_on)
+                .collect();
+            let _ = done.send(results);
+        });
+        let results = results
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("round {round}: a handle never resolved"));
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(JoinError::Cancelled)))
+        );
+    }
+}

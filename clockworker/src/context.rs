@@ -82,7 +82,12 @@ pub(crate) fn schedule(runnable: Runnable<Header>, _info: ScheduleInfo) {
         // The task may complete (and be freed) as soon as it is injected:
         // hold the executor's shared state independently of it.
         let shared: Arc<Shared> = runnable.metadata().shared.clone();
-        shared.inject(runnable);
+        if let Err(runnable) = shared.inject(runnable) {
+            // Its executor is gone; a `Send` task is dropped here.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::task::drop_task(runnable)
+            }));
+        }
     }
 }
 

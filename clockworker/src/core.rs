@@ -316,7 +316,6 @@ impl Core {
     /// Moves injected tasks into the local queues and delivers abort
     /// requests and dropped tasks.
     fn drain_injected(&self) {
-        self.shared.clear(REMOTE);
         let mut batch = self.injected.take();
         self.shared.take_injected(&mut batch);
         for runnable in batch.tasks.drain(..) {
@@ -699,6 +698,15 @@ impl Core {
     /// Drops every task's future (the executor is being dropped), completing
     /// each task as `Cancelled`. Runs on the executor thread, outside any
     /// run of this executor.
+    ///
+    /// A wake from another thread can race the shutdown: it marks a parked
+    /// task scheduled before the shutdown's own wake, and hands its
+    /// `Runnable` over only after the drain below has finished. A `Send`
+    /// task is then dropped by the waking thread ([`Shared::inject`] refuses
+    /// it once closed). A `!Send` task cannot be dropped there; in that one
+    /// race its future is never dropped and its handle never resolves. To
+    /// rule it out, stop the other threads' wakes before dropping the
+    /// executor, or spawn such tasks through a [`Spawner`](crate::Spawner).
     pub(crate) fn shutdown(&self) {
         self.closed.set(true);
         self.shared.close();

@@ -135,9 +135,8 @@ impl Executor {
         }
     }
 
-    /// `Core::drain_injected`: clear the bit, then take.
+    /// `Core::drain_injected`: `take_injected` clears the bit, then takes.
     fn drain_injected(&mut self) {
-        self.shared.clear(REMOTE);
         let mut batch = Injected::default();
         self.shared.take_injected(&mut batch);
         self.drained
@@ -183,7 +182,7 @@ fn loom_idle_executor_and_remote_wake() {
         let (runnable, id) = new_task(&shared, false);
         let remote = {
             let shared = shared.clone();
-            thread::spawn(move || shared.inject(runnable))
+            thread::spawn(move || shared.inject(runnable).is_ok())
         };
 
         let mut executor = Executor::new(&shared);
@@ -216,7 +215,7 @@ fn loom_run_loop_and_two_injecting_threads() {
         let (spawned, spawned_id) = new_task(&shared, true);
         let waker_thread = {
             let shared = shared.clone();
-            thread::spawn(move || shared.inject(woken))
+            thread::spawn(move || shared.inject(woken).is_ok())
         };
         let spawner_thread = {
             let shared = shared.clone();

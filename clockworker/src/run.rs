@@ -125,6 +125,12 @@ impl<F: Future> Future for RunUntil<'_, F> {
 
         loop {
             if main.woken.swap(false, Ordering::AcqRel) {
+                // The future is polled now: a `MAIN` bit left from its wake
+                // would only make the loop stop for nothing (and, set,
+                // spare the next wake its ring).
+                if core.shared.attention() & MAIN != 0 {
+                    core.shared.clear(MAIN);
+                }
                 let mut main_cx = Context::from_waker(this.main_waker);
                 if let Poll::Ready(output) = this.future.as_mut().poll(&mut main_cx) {
                     // A burst that ends with the run gives its memory back.

@@ -143,16 +143,30 @@ impl Shared {
         self.doorbell.unregister();
     }
 
-    /// Hands a woken task to the executor from outside its run loop. Always
-    /// accepted: the task may be `!Send` and must not be dropped here.
-    pub(crate) fn inject(&self, runnable: Runnable<Header>) {
+    /// Hands a woken task to the executor from outside its run loop.
+    ///
+    /// Once the executor is closed, a `Send` task is given back, for the
+    /// caller to drop on its own thread: its executor's shutdown is over or
+    /// under way, and a wake that raced it (set the task's scheduled state
+    /// before the shutdown's wake, pushed after its last drain) would
+    /// otherwise leave the task in the injector for good. A `!Send` task is
+    /// always accepted (it must not be dropped on another thread); see
+    /// `Core::shutdown` for the one race that can strand one.
+    pub(crate) fn inject(&self, runnable: Runnable<Header>) -> Result<(), Runnable<Header>> {
         runnable
             .metadata()
             .woken_at
             .store(self.clock.now(), Ordering::Relaxed);
-        self.injector().tasks.push(runnable);
+        {
+            let mut injector = self.injector();
+            if injector.closed && !runnable.metadata().local {
+                return Err(runnable);
+            }
+            injector.tasks.push(runnable);
+        }
         self.remote_schedules.fetch_add(1, Ordering::Relaxed);
         self.notify(REMOTE);
+        Ok(())
     }
 
     /// Hands a newly spawned (`Send`) task to the executor; gives it back if
@@ -178,15 +192,30 @@ impl Shared {
 
     /// Hands the executor a task that its queue's scheduler dropped, to be
     /// cancelled on the executor's thread at its next poll boundary (not
-    /// here: its future's drop may call back into the queue).
-    pub(crate) fn hand_back_dropped(&self, runnable: Runnable<Header>) {
-        self.injector().dropped.push(runnable);
+    /// here: its future's drop may call back into the queue). Once the
+    /// executor is closed, a `Send` task is given back to be dropped by the
+    /// caller, as in [`inject`](Shared::inject).
+    pub(crate) fn hand_back_dropped(
+        &self,
+        runnable: Runnable<Header>,
+    ) -> Result<(), Runnable<Header>> {
+        {
+            let mut injector = self.injector();
+            if injector.closed && !runnable.metadata().local {
+                return Err(runnable);
+            }
+            injector.dropped.push(runnable);
+        }
         self.notify(REMOTE);
+        Ok(())
     }
 
-    /// Moves every injected task, abort request and dropped task into
-    /// `into` (whose vectors should be empty).
+    /// Clears the `REMOTE` bit, then moves every injected task, abort
+    /// request and dropped task into `into` (whose vectors should be
+    /// empty). Clearing first (invariant 3 of [`Doorbell`]) means work
+    /// injected after the take sets the bit again.
     pub(crate) fn take_injected(&self, into: &mut Injected) {
+        self.clear(REMOTE);
         let mut injector = self.injector();
         std::mem::swap(&mut injector.tasks, &mut into.tasks);
         std::mem::swap(&mut injector.aborts, &mut into.aborts);

@@ -187,6 +187,9 @@ pub(crate) struct Header {
     /// A task spawned through a `Spawner` that the executor has not seen
     /// yet (it counts it when it first drains it from the injector).
     pub(crate) fresh: AtomicBool,
+    /// The future may be `!Send`: the task must be run and dropped on the
+    /// thread that spawned it.
+    pub(crate) local: bool,
     /// The task's group and hint, boxed and present only when either is
     /// set: every task pays 8 bytes for them, not 24.
     placement: Option<Box<Placement>>,
@@ -257,7 +260,7 @@ pub(crate) struct TaskSpec {
 
 impl TaskSpec {
     #[inline]
-    fn header(self) -> (Header, bool) {
+    fn header(self, local: bool) -> (Header, bool) {
         let placement = &self.placement;
         let header = Header {
             shared: self.shared,
@@ -267,6 +270,7 @@ impl TaskSpec {
             woken_at: AtomicU64::new(self.now),
             aborted: AtomicBool::new(false),
             fresh: AtomicBool::new(self.remote),
+            local,
             placement: (placement.group.is_some() || placement.hint != 0)
                 .then(|| Box::new(self.placement)),
         };
@@ -280,7 +284,7 @@ impl TaskSpec {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let (header, propagate) = self.header();
+        let (header, propagate) = self.header(true);
         let (runnable, task) = Builder::new().metadata(header).spawn_local(
             move |_| TaskFuture::new(future, propagate),
             WithInfo(crate::context::schedule),
@@ -295,7 +299,7 @@ impl TaskSpec {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (header, propagate) = self.header();
+        let (header, propagate) = self.header(false);
         let (runnable, task) = Builder::new().metadata(header).spawn(
             move |_| TaskFuture::new(future, propagate),
             WithInfo(crate::context::schedule),

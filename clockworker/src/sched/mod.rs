@@ -269,7 +269,12 @@ impl Drop for ReadyTask {
             // A scheduler let go of a task: its executor cancels it rather
             // than lose it.
             let shared = runnable.metadata().shared.clone();
-            shared.hand_back_dropped(runnable);
+            if let Err(runnable) = shared.hand_back_dropped(runnable) {
+                // Its executor is gone; a `Send` task is dropped here.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::task::drop_task(runnable)
+                }));
+            }
         }
     }
 }
