@@ -328,7 +328,8 @@ impl<K> ExecutorStats<K> {
     /// let executor = clockworker::ExecutorBuilder::new().with_queue("only", 1).build().unwrap();
     /// let only = executor.queue("only").unwrap();
     /// executor.block_on(only.spawn(async {
-    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    ///     let start = std::time::Instant::now();
+    ///     while start.elapsed() < std::time::Duration::from_millis(1) {}
     /// })).unwrap();
     /// assert_eq!(executor.stats().cpu_shares(), [1.0]);
     /// ```
