@@ -309,7 +309,8 @@ impl TaskSpec {
 }
 
 /// A request from the run loop to the [`TaskFuture`] it is about to run, or
-/// the task future's answer (see the module docs).
+/// the task future's answer (see the module docs). A fieldless enum, so that
+/// the loop tells the answers apart with one byte compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Signal {
     /// Request: poll the future.
@@ -323,13 +324,48 @@ pub(crate) enum Signal {
     /// panic from its `Drop` goes to the join handle, whole, and nowhere
     /// else.
     Drop,
-    /// Answer: the future is pending. `first`: for the first time; its
-    /// waker is then waiting in [`take_parked_waker`] for the executor's
-    /// registry.
-    Pending { first: bool },
-    /// Answer: the task is finished (its future is gone). `parked`: it had
-    /// returned `Pending` before, so the executor holds its waker.
-    Finished { outcome: Outcome, parked: bool },
+    /// Answer: the future is pending (and has been before).
+    Pending,
+    /// Answer: the future is pending for the first time; its waker is
+    /// waiting in [`take_parked_waker`] for the executor's registry.
+    PendingFirst,
+    /// Answers: the task is finished (its future is gone), and how; the
+    /// `Parked` forms: it had returned `Pending` before, so the executor
+    /// holds its waker.
+    Completed,
+    CompletedParked,
+    Panicked,
+    PanickedParked,
+    Cancelled,
+    CancelledParked,
+}
+
+impl Signal {
+    fn finished(outcome: Outcome, parked: bool) -> Signal {
+        match (outcome, parked) {
+            (Outcome::Completed, false) => Signal::Completed,
+            (Outcome::Completed, true) => Signal::CompletedParked,
+            (Outcome::Panicked, false) => Signal::Panicked,
+            (Outcome::Panicked, true) => Signal::PanickedParked,
+            (Outcome::Cancelled, false) => Signal::Cancelled,
+            (Outcome::Cancelled, true) => Signal::CancelledParked,
+        }
+    }
+
+    /// For a "finished" answer: how the task finished, and whether it had
+    /// parked.
+    #[inline]
+    pub(crate) fn finished_as(self) -> Option<(Outcome, bool)> {
+        Some(match self {
+            Signal::Completed => (Outcome::Completed, false),
+            Signal::CompletedParked => (Outcome::Completed, true),
+            Signal::Panicked => (Outcome::Panicked, false),
+            Signal::PanickedParked => (Outcome::Panicked, true),
+            Signal::Cancelled => (Outcome::Cancelled, false),
+            Signal::CancelledParked => (Outcome::Cancelled, true),
+            _ => return None,
+        })
+    }
 }
 
 /// How a task finished.
@@ -376,11 +412,8 @@ pub(crate) fn answer() -> Signal {
 pub(crate) fn drop_task(runnable: Runnable<Header>) -> (Outcome, bool) {
     request(Signal::Drop);
     runnable.run();
-    match answer() {
-        Signal::Finished { outcome, parked } => (outcome, parked),
-        // Already closed: nothing ran.
-        _ => (Outcome::Cancelled, true),
-    }
+    // Already closed: nothing ran.
+    answer().finished_as().unwrap_or((Outcome::Cancelled, true))
 }
 
 /// The waker of the task that just answered `Pending { first: true }`.
@@ -455,7 +488,7 @@ impl<F: Future> Future for TaskFuture<F> {
             // Never polled after completing.
             TaskFutureProj::Done => return Poll::Pending,
         };
-        let finished = |outcome| Signal::Finished { outcome, parked };
+        let finished = |outcome| Signal::finished(outcome, parked);
 
         if request != Signal::Poll {
             // Abort (inside a run) or drop (outside any run).
@@ -486,7 +519,11 @@ impl<F: Future> Future for TaskFuture<F> {
                     }
                     PARKED_WAKER.set(Some(cx.waker().clone()));
                 }
-                SIGNAL.set(Signal::Pending { first: !parked });
+                SIGNAL.set(if parked {
+                    Signal::Pending
+                } else {
+                    Signal::PendingFirst
+                });
                 Poll::Pending
             }
             Ok(Poll::Ready(value)) => match self.finish() {

@@ -96,22 +96,24 @@ impl Core {
 
             let answer = task::answer();
             if tracked {
-                let finished = matches!(answer, Signal::Finished { .. });
+                let finished = answer.finished_as().is_some();
                 self.track_end(queue, id, start, finished);
             }
             let counters = &queue.counters;
             let mut panicked = false;
-            if let Signal::Pending { first } = answer {
+            if answer == Signal::Pending || answer == Signal::PendingFirst {
                 // The common case first: the task is pending.
                 bump(&counters.polls);
-                if first && let Some(waker) = task::take_parked_waker() {
+                if answer == Signal::PendingFirst
+                    && let Some(waker) = task::take_parked_waker()
+                {
                     self.registry.park(id, waker);
                 }
                 if aborted_during_poll {
                     // Parked now: wake it so that it sees the abort.
                     self.wake_for_abort(id);
                 }
-            } else if let Signal::Finished { outcome, parked } = answer {
+            } else if let Some((outcome, parked)) = answer.finished_as() {
                 self.registry.retire(id, parked);
                 if request == Signal::Poll {
                     bump(&counters.polls);
