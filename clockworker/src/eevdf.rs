@@ -220,6 +220,14 @@ impl Eevdf {
         self.queues[queue].membership != Membership::Idle
     }
 
+    /// Whether some idle queue has a larger weight than `queue`.
+    pub(crate) fn heavier_idle(&self, queue: usize) -> bool {
+        let weight = self.queues[queue].weight;
+        self.queues
+            .iter()
+            .any(|q| q.membership == Membership::Idle && q.weight > weight)
+    }
+
     /// Whether any queue is active.
     pub(crate) fn has_active(&self) -> bool {
         self.total_weight != 0

@@ -183,14 +183,54 @@
 //! - A poll is never interrupted; [`yield_maybe`] is the cheap way to offer a
 //!   preemption point inside long computations.
 //! - The executor hands control back to its host runtime regularly, so the
-//!   host's IO driver and timers run even while queues stay busy.
-//! - CPU time is measured as elapsed time (a TSC clock) around each poll, so
-//!   time the OS or a hypervisor takes from the thread during a poll is
-//!   charged to the running queue.
+//!   host's IO driver and timers run even while queues stay busy (see
+//!   [Hosts and IO](#hosts-and-io)).
+//! - CPU time is measured as elapsed time (a TSC clock, a few nanoseconds a
+//!   read) around each poll, so time the OS or a hypervisor takes from the
+//!   thread during a poll is charged to the running queue. The thread's own
+//!   CPU clock would not be: but reading it is a system call
+//!   (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, about 2 µs on the
+//!   development VM), hundreds of times the cost of a poll boundary.
 //!
 //! The invariants of the scheduler are written down in the source: the
 //! EEVDF accounting in `eevdf.rs`, the executor's parts and their
 //! invariants in `core.rs`.
+//!
+//! # Hosts and IO
+//!
+//! Inside a host runtime ([`Executor::run_until`]), the host's IO driver
+//! runs only while the host has control: a socket that became readable
+//! wakes its task only then. clockworker hands control back
+//!
+//! - when nothing is runnable (it waits for the host's wake-up),
+//! - after the [host-yield interval](ExecutorBuilder::with_host_yield_interval)
+//!   of continuous work (500 µs by default),
+//! - and, while a queue heavier than the one about to run is idle, at turn
+//!   boundaries at most about one time slice apart: that queue may be
+//!   waiting for IO that is ready but unseen, and its woken tasks then
+//!   preempt the lighter queue as any wake does. The cost is one host round
+//!   trip (a few microseconds) per slice, and only while a heavier queue is
+//!   idle and a lighter one busy.
+//!
+//! On tokio, each hand-off with work still runnable is *deferred* the way
+//! `tokio::task::yield_now` is, so tokio polls its IO driver before it polls
+//! the executor again (a plain self-wake would let tokio run up to 61
+//! scheduler ticks without looking at its sockets). On smol,
+//! `smol::block_on` (async-io's) processes IO on every such hand-off. Run
+//! `run_until` directly as the future of the host's `block_on` (or as a
+//! task of it); on other hosts, IO progresses as that host drives it
+//! whenever clockworker hands control back.
+//!
+//! Inside clockworker tasks, tokio's own task functions escape the queues:
+//! `tokio::spawn` runs its future on tokio's scheduler, with no weight;
+//! `tokio::task::spawn_local` needs a `LocalSet` around the host (the one
+//! `#[clockworker::main]` builds has one) and runs its future beside the
+//! executor, not in a queue; `tokio::task::yield_now` defers the task to
+//! tokio, so it runs again only when the executor next hands control back
+//! (microseconds, against tens of nanoseconds for [`yield_now`]). Spawn with
+//! [`spawn!`], a [`QueueHandle`] or a [`Spawner`] instead. Libraries that
+//! take an executor (hyper's `rt::Executor`, for HTTP/2) can be given a
+//! queue: `examples/http_server.rs` has a ten-line adapter.
 //!
 //! # Panics
 //!

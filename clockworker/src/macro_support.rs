@@ -115,7 +115,10 @@ fn running_executor(call: impl FnOnce() -> String) -> Rc<Core> {
 }
 
 /// Runs `future` on `executor` inside a new tokio current-thread runtime
-/// with IO and timers enabled: the body of `#[clockworker::main]`.
+/// with IO and timers enabled, in a `LocalSet` (so that
+/// `tokio::task::spawn_local` in a task does not panic; such tasks run
+/// beside the executor, outside its queues): the body of
+/// `#[clockworker::main]`.
 ///
 /// # Panics
 ///
@@ -130,7 +133,8 @@ where
         .enable_all()
         .build()
         .unwrap_or_else(|err| panic!("clockworker: failed to build the tokio runtime: {err}"));
-    runtime.block_on(executor.run_until(future))
+    let local = tokio::task::LocalSet::new();
+    runtime.block_on(local.run_until(executor.run_until(future)))
 }
 
 /// The key type of the typed form of `queues(...)`: an enum that derives

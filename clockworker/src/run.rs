@@ -143,14 +143,14 @@ impl<F: Future> Future for RunUntil<'_, F> {
                     core.shared.clear(MAIN);
                     if core.turn.host_turn_over() {
                         core.note_host_yield();
-                        cx.waker().wake_by_ref();
+                        yield_to_host(cx);
                         return Poll::Pending;
                     }
                 }
                 Exit::HostYield => {
                     core.trim();
                     core.note_host_yield();
-                    cx.waker().wake_by_ref();
+                    yield_to_host(cx);
                     return Poll::Pending;
                 }
                 Exit::Idle => {
@@ -180,6 +180,31 @@ impl<F> fmt::Debug for RunUntil<'_, F> {
             .field("host_yield", &self.host_yield)
             .finish_non_exhaustive()
     }
+}
+
+/// Hands control back to the host with work still runnable: the host polls
+/// the `run_until` future again soon, after it has run its own IO driver.
+///
+/// Under tokio, a plain self-wake puts the future back in tokio's run queue,
+/// and tokio polls its IO driver only every `event_interval` (61) scheduler
+/// ticks while tasks stay runnable: socket readiness would wait. Instead the
+/// wake is *deferred* the way `tokio::task::yield_now` defers it: tokio
+/// then polls its driver (without blocking) before it polls the future
+/// again. Outside a tokio runtime `yield_now` falls back to a plain
+/// self-wake, which is what every other host gets; async-io's `block_on`
+/// (smol's) processes IO events on every self-wake anyway.
+#[cfg(feature = "tokio")]
+fn yield_to_host(cx: &mut Context<'_>) {
+    let mut yielding = pin!(tokio::task::yield_now());
+    if yielding.as_mut().poll(cx).is_ready() {
+        // Not expected on a first poll; never leave the future unwoken.
+        cx.waker().wake_by_ref();
+    }
+}
+
+#[cfg(not(feature = "tokio"))]
+fn yield_to_host(cx: &mut Context<'_>) {
+    cx.waker().wake_by_ref();
 }
 
 /// Runs the task loop with tokio's cooperative budget lifted, so that many

@@ -41,7 +41,9 @@ pub fn yield_now() -> YieldNow {
 /// at once, at the cost of one clock read.
 ///
 /// This is the cheap way to make a long computation preemptible: call it
-/// between steps. In the future passed to
+/// between steps. A step longer than the time slice uses the whole slice
+/// up, so `yield_maybe` then yields at every call: that is the queue's turn
+/// ending, as it should. In the future passed to
 /// [`run_until`](crate::Executor::run_until) it yields if any task is
 /// runnable. Outside any clockworker executor it always yields.
 ///

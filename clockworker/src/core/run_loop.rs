@@ -27,6 +27,9 @@ enum Next<'a> {
     Task(Runnable<Header>, &'a LocalQueue),
     /// The running queue ran dry and its turn ended.
     RanDry,
+    /// A new turn is picked, but the host gets control first (see
+    /// `Turn::hand_off_first`).
+    HostFirst,
     /// Nothing is runnable.
     Idle,
 }
@@ -64,6 +67,7 @@ impl Core {
             let (runnable, queue) = match self.next_task() {
                 Next::Task(runnable, queue) => (runnable, queue),
                 Next::RanDry => continue,
+                Next::HostFirst => return Exit::HostYield,
                 Next::Idle => return Exit::Idle,
             };
             let header = runnable.metadata();
@@ -163,6 +167,9 @@ impl Core {
                     return Next::Idle;
                 };
                 bump(&self.queues[index].counters.slices);
+                if self.turn.hand_off_first(index) {
+                    return Next::HostFirst;
+                }
                 index
             } else {
                 match self.turn.running() {

@@ -35,6 +35,11 @@ const NONE: usize = usize::MAX;
 /// At most this many polls between two clock reads (single active queue).
 const MAX_STRIDE: u32 = 16;
 
+/// The shortest time between two extra hand-offs to the host for IO (see
+/// [`Turn::hand_off_first`]), whatever the time slice: a host round trip
+/// costs a few microseconds.
+const MIN_IO_GAP: std::time::Duration = std::time::Duration::from_micros(50);
+
 pub(crate) struct Turn {
     clock: Clock,
     sched: RefCell<Eevdf>,
@@ -61,6 +66,14 @@ pub(crate) struct Turn {
     host_deadline: Cell<u64>,
     /// How long `run_until` may keep its host waiting while work is runnable.
     host_yield: u64,
+    /// When the host last handed control to the executor, and whether there
+    /// is a host at all (`run_until`, not `block_on`).
+    host_started: Cell<u64>,
+    has_host: Cell<bool>,
+    /// While a heavier queue is idle, the host gets control back at a turn
+    /// boundary once this much time has passed since it last had it (see
+    /// [`Turn::hand_off_first`]).
+    io_gap: u64,
 }
 
 /// A turn that ended: the queue and the ticks it used.
@@ -71,7 +84,11 @@ pub(crate) struct Ended {
 
 impl Turn {
     pub(crate) fn new(clock: Clock, weights: &[u32], slice: u64, host_yield: u64) -> Turn {
+        let min_gap = clock.to_ticks(MIN_IO_GAP);
         Turn {
+            io_gap: slice.clamp(min_gap, host_yield.max(min_gap)),
+            host_started: Cell::new(0),
+            has_host: Cell::new(false),
             short_poll: clock.to_ticks(std::time::Duration::from_micros(1)),
             clock,
             sched: RefCell::new(Eevdf::new(weights, slice)),
@@ -113,6 +130,8 @@ impl Turn {
     pub(crate) fn begin_host_turn(&self, host_yield: bool) {
         let now = self.clock.now();
         self.now.set(now);
+        self.host_started.set(now);
+        self.has_host.set(host_yield);
         let deadline = if host_yield {
             now.saturating_add(self.host_yield)
         } else {
@@ -127,6 +146,25 @@ impl Turn {
 
     pub(crate) fn host_deadline(&self) -> u64 {
         self.host_deadline.get()
+    }
+
+    /// Whether to hand control to the host before starting a turn of
+    /// `queue`: the executor runs inside a host, a queue heavier than
+    /// `queue` is idle, and the host has not had control for a while.
+    ///
+    /// A heavier queue that looks idle may be waiting for IO that is ready
+    /// but not yet seen: the host's IO driver (tokio's, async-io's) runs
+    /// only while the host has control. Without this, the lighter queue
+    /// would run until the host-yield interval is over while the heavier
+    /// queue's sockets sit unread. With it, the readiness of a heavier
+    /// queue's IO reaches the scheduler within about one slice (never less
+    /// than [`MIN_IO_GAP`] apart), and its woken tasks then preempt the
+    /// lighter queue as any wake does.
+    #[inline]
+    pub(crate) fn hand_off_first(&self, queue: usize) -> bool {
+        self.has_host.get()
+            && self.now.get().saturating_sub(self.host_started.get()) >= self.io_gap
+            && self.sched.borrow().heavier_idle(queue)
     }
 
     // ----- sampling ----------------------------------------------------------
