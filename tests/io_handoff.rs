@@ -226,3 +226,29 @@ async fn tokio_spawn_local_works_inside_the_macros_host() {
         .unwrap();
     assert_eq!(stats.spawned, 1, "the tokio task is not in a queue");
 }
+
+/// The stats say how long the executor kept its host waiting: with a
+/// heavier queue idle, about a slice at a time, never the whole host-yield
+/// interval (10 ms here); `block_on` has no host and records nothing.
+#[test]
+fn stats_show_how_long_the_host_was_held() {
+    let _serial = serial();
+    let executor = executor();
+    let steps = Arc::new(AtomicU64::new(0));
+    saturate(&executor, &steps);
+    common::tokio_runtime().block_on(executor.run_until(async {
+        while steps.load(Ordering::SeqCst) < 100 {
+            tokio::task::yield_now().await;
+        }
+    }));
+    let held = executor.stats().host_hold;
+    assert!(held.samples >= 50, "{held:?}");
+    // Each hold is about one 100 µs step (a step outlasts the slice); the
+    // median must be far below the 10 ms host-yield interval even on a
+    // loaded machine.
+    assert!(held.p50 < HOST_YIELD / 4, "{held:?}");
+
+    let no_host = ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
+    no_host.block_on(clockworker::yield_now());
+    assert_eq!(no_host.stats().host_hold.samples, 0);
+}

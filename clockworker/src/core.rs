@@ -374,6 +374,14 @@ impl Core {
         bump(&self.counters.idle_waits);
     }
 
+    /// A `run_until` poll is handing control back to its host: records how
+    /// long it held the host.
+    pub(crate) fn note_host_hold(&self) {
+        if let Some(held) = self.turn.host_held() {
+            self.counters.host_holds.record(held);
+        }
+    }
+
     /// Gives memory back after a burst: every part whose capacity is far
     /// above what it holds shrinks. A few comparisons when nothing is to be
     /// done; called when a run hands control back to its host (idle, host

@@ -198,6 +198,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Handle<K> {
             host_yields: counters.host_yields.get(),
             idle_waits: counters.idle_waits.get(),
             remote_schedules: core.shared.remote_schedules(),
+            host_hold: counters.host_holds.snapshot(core.turn.clock()),
         }
     }
 

@@ -114,6 +114,16 @@ impl<F: Future> Future for RunUntil<'_, F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let core: &Rc<Core> = self.core;
+        let output = self.poll_run(cx);
+        core.note_host_hold();
+        output
+    }
+}
+
+impl<F: Future> RunUntil<'_, F> {
+    /// One poll: the `run_until` future when it is woken, and the tasks.
+    fn poll_run(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         let core: &Rc<Core> = this.core;
         let main = &*this.main;

@@ -141,12 +141,32 @@ impl QueueCounters {
 }
 
 /// Executor-wide counters, updated by the executor thread.
-#[derive(Debug, Default)]
 pub(crate) struct ExecutorCounters {
     /// `run_until` handed control back to its host while work was runnable.
     pub(crate) host_yields: Cell<u64>,
     /// `run_until` returned `Pending` with nothing runnable.
     pub(crate) idle_waits: Cell<u64>,
+    /// How long each poll of a `run_until` future kept its host waiting.
+    pub(crate) host_holds: Histogram,
+}
+
+impl Default for ExecutorCounters {
+    fn default() -> Self {
+        ExecutorCounters {
+            host_yields: Cell::new(0),
+            idle_waits: Cell::new(0),
+            host_holds: Histogram::new(),
+        }
+    }
+}
+
+impl fmt::Debug for ExecutorCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutorCounters")
+            .field("host_yields", &self.host_yields.get())
+            .field("idle_waits", &self.idle_waits.get())
+            .finish_non_exhaustive()
+    }
 }
 
 #[inline]
@@ -269,6 +289,13 @@ pub struct ExecutorStats<K> {
     /// Wake-ups and spawns that arrived from other threads (or from this
     /// thread while the executor was not running).
     pub remote_schedules: u64,
+    /// How long each poll of a [`run_until`](crate::Executor::run_until)
+    /// future kept its host runtime waiting. The host's IO driver and
+    /// timers do not run meanwhile, so this is how long a socket that
+    /// became ready can go unseen: a wait that the queue delay (wake to
+    /// poll) cannot show, because the wake comes only after it. Empty for
+    /// [`block_on`](crate::Executor::block_on), which has no host.
+    pub host_hold: DelayStats,
 }
 
 impl<K> ExecutorStats<K> {
@@ -404,8 +431,15 @@ impl<K: fmt::Debug> fmt::Display for ExecutorStats<K> {
         }
         write!(
             f,
-            "live tasks: {}, host yields: {}, idle waits: {}, remote schedules: {}",
-            self.live_tasks, self.host_yields, self.idle_waits, self.remote_schedules
+            "live tasks: {}, host yields: {}, idle waits: {}, remote schedules: {}, \
+             host held p50/p99/max: {}/{}/{}",
+            self.live_tasks,
+            self.host_yields,
+            self.idle_waits,
+            self.remote_schedules,
+            short(self.host_hold.p50),
+            short(self.host_hold.p99),
+            short(self.host_hold.max),
         )
     }
 }

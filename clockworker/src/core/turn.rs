@@ -140,6 +140,14 @@ impl Turn {
         self.host_deadline.set(deadline);
     }
 
+    /// How long this `run_until` poll has kept the host waiting, if there
+    /// is a host.
+    pub(crate) fn host_held(&self) -> Option<u64> {
+        self.has_host
+            .get()
+            .then(|| self.clock.now().saturating_sub(self.host_started.get()))
+    }
+
     pub(crate) fn host_turn_over(&self) -> bool {
         self.clock.now() >= self.host_deadline.get()
     }
