@@ -7,6 +7,7 @@ use std::cell::Cell;
 use std::error::Error;
 use std::num::ParseIntError;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use clockworker::{ExecutorBuilder, JoinHandle, QueueKey, spawn};
@@ -445,4 +446,113 @@ fn each_call_builds_a_fresh_executor_and_runtime() {
     assert_eq!(count_a_run(), (1, 0));
     assert_eq!(count_a_run(), (1, 0));
     assert_eq!(BODIES_RUN.get(), before + 2);
+}
+
+// ----- `time_slice = "..."` and `host_yield_interval = "..."` ---------------
+
+/// How many steps each busy task below takes.
+const ROUNDS: u64 = 2_000;
+
+/// A task that calls `yield_maybe` between steps: it yields only when its
+/// queue's turn is over or the host is due.
+async fn busy_steps() {
+    for _ in 0..ROUNDS {
+        clockworker::yield_maybe().await;
+    }
+}
+
+/// Runs a busy task on each of `fg` and `bg` to the end and returns each
+/// queue's `(slices, polls)`. With `together`, each task keeps stepping
+/// until both have taken `ROUNDS` steps, so that both queues stay runnable
+/// to the end (the scheduler has a choice at every turn); otherwise each
+/// stops after its own `ROUNDS` steps.
+async fn two_busy_queues(together: bool) -> [(u64, u64); 2] {
+    let steps = Rc::new([Cell::new(0), Cell::new(0)]);
+    let task = |me: usize| {
+        let steps = Rc::clone(&steps);
+        async move {
+            let done = || {
+                if together {
+                    steps.iter().all(|taken| taken.get() >= ROUNDS)
+                } else {
+                    steps[me].get() >= ROUNDS
+                }
+            };
+            while !done() {
+                steps[me].set(steps[me].get() + 1);
+                clockworker::yield_maybe().await;
+            }
+        }
+    };
+    let fg = spawn!("fg", task(0));
+    let bg = spawn!("bg", task(1));
+    fg.await.unwrap();
+    bg.await.unwrap();
+    let executor = clockworker::Handle::<&str>::current();
+    ["fg", "bg"].map(|name| {
+        let stats = executor.queue_stats(name).unwrap();
+        (stats.slices, stats.polls)
+    })
+}
+
+#[clockworker::test(queues(fg = 1, bg = 1), time_slice = "0us")]
+async fn a_zero_time_slice_makes_every_step_a_turn_of_its_own() {
+    let queues = two_busy_queues(true).await;
+    for (name, (slices, polls)) in ["fg", "bg"].into_iter().zip(queues) {
+        // Every turn is over as soon as it starts: every `yield_maybe`
+        // yields...
+        assert!(polls > ROUNDS, "{name}: {polls} polls");
+        // ... and, while the other queue is runnable too, the scheduler
+        // picks again before every poll (a margin of two for the last
+        // steps, when one task may be done).
+        assert!(
+            slices >= polls / 2,
+            "{name}: {slices} slices for {polls} polls"
+        );
+    }
+}
+
+#[clockworker::test(
+    queues(fg = 1, bg = 1),
+    time_slice = "1s",
+    host_yield_interval = "3600s"
+)]
+async fn a_long_time_slice_runs_each_task_in_a_few_polls() {
+    let queues = two_busy_queues(false).await;
+    for (name, (slices, polls)) in ["fg", "bg"].into_iter().zip(queues) {
+        // A turn lasts far longer than the task's steps and the host is
+        // never due: `yield_maybe` does not yield (or seldom, on a loaded
+        // machine), and each task runs its steps in a few turns.
+        assert!(polls * 10 <= ROUNDS, "{name}: {polls} polls");
+        assert!(slices <= polls, "{name}: {slices} slices for {polls} polls");
+    }
+}
+
+/// Runs a task that calls `yield_maybe` between steps on the only queue, to
+/// the end, and returns the queue's polls and the executor's host yields.
+async fn one_busy_queue() -> (u64, u64) {
+    spawn!(busy_steps()).await.unwrap();
+    let stats = clockworker::Handle::<&str>::current().stats();
+    (stats.queues[0].polls, stats.host_yields)
+}
+
+#[clockworker::test(host_yield_interval = "0us")]
+async fn a_zero_host_yield_interval_hands_control_to_the_host_all_the_time() {
+    let (polls, host_yields) = one_busy_queue().await;
+    // The host is always due: every `yield_maybe` yields...
+    assert!(polls > ROUNDS, "{polls} polls");
+    // ... and the executor returns to tokio every few polls (whenever it
+    // reads the clock), not once per 500 µs (the default).
+    assert!(
+        host_yields >= polls / 100,
+        "{host_yields} host yields for {polls} polls"
+    );
+}
+
+#[clockworker::test(host_yield_interval = "3600s")]
+async fn an_hour_long_host_yield_interval_never_returns_to_the_host() {
+    let (polls, host_yields) = one_busy_queue().await;
+    assert!(polls > 0);
+    // An hour does not pass here; a busy executor keeps the host waiting.
+    assert_eq!(host_yields, 0, "{polls} polls");
 }

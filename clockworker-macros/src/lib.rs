@@ -82,8 +82,45 @@ use entry::Entry;
 ///   task's panic panics the function with the task's own payload, or
 ///   becomes the task's `JoinError::Panic` while the executor carries on
 ///   (`ExecutorBuilder::with_panic_on_task_panic`).
+/// - `time_slice = "200us"`: how long a queue runs, once picked, before the
+///   scheduler picks again, unless another queue preempts it or it runs
+///   out of tasks (`ExecutorBuilder::with_time_slice`; the default is
+///   100 µs). `"0us"` makes the scheduler pick before every poll.
+/// - `host_yield_interval = "250us"`: how long the executor may keep
+///   polling tasks before it hands control back to tokio, so that tokio's
+///   IO and timers run while queues stay busy
+///   (`ExecutorBuilder::with_host_yield_interval`; the default is 500 µs).
+///   Without the `tokio` feature there is no host, and it has no effect.
 /// - `crate = "path"`: the path of the clockworker crate, when your
 ///   `Cargo.toml` renames it.
+///
+/// Each option may be given once. A duration is a string of a whole number
+/// followed by a unit, `ns`, `us`, `µs`, `ms` or `s`, with no space:
+/// `"0us"`, `"500us"`, `"1ms"`. It is checked at compile time. The builder
+/// takes any `Duration`, and so does the macro: anything from zero to
+/// `u64::MAX` nanoseconds (about 584 years).
+///
+/// ```
+/// use clockworker::{spawn, yield_maybe};
+///
+/// // Finer turns between the queues, and tokio's timers and IO looked at
+/// // at least every millisecond while the queues stay busy.
+/// #[clockworker::main(
+///     queues(fg = 8, bg = 1),
+///     time_slice = "50us",
+///     host_yield_interval = "1ms"
+/// )]
+/// async fn main() {
+///     let sweep = spawn!(bg, async {
+///         for _ in 0..1_000 {
+///             // ... a step of background work ...
+///             yield_maybe().await;
+///         }
+///     });
+///     assert_eq!(spawn!(fg, async { 6 * 7 }).await.unwrap(), 42);
+///     sweep.await.unwrap();
+/// }
+/// ```
 ///
 /// In the body, `clockworker::Handle::current()` reaches the executor: its
 /// queues, spawners (`handle.spawner(key)`, for other threads) and stats.
@@ -119,7 +156,9 @@ use entry::Entry;
 /// not an integer literal; a variant is left out of the typed form, is not a
 /// variant of the enum, or the enum does not derive `QueueKey`; the typed and
 /// quick forms are mixed; an option is unknown (the message lists the valid
-/// ones); `spawn!(name, ..)` in the body names no declared queue.
+/// ones) or given twice; a duration is not such a string, has an unknown
+/// unit, is negative or too long; `spawn!(name, ..)` in the body names no
+/// declared queue.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::entry(Entry::Main, args.into(), item.into()).into()

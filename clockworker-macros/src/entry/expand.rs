@@ -91,8 +91,21 @@ fn build(private: &TokenStream, config: &Config) -> TokenStream {
         }
         Queues::Typed(typed) => typed_builder(private, typed),
     };
+    let time_slice = config.time_slice.map(|nanos| {
+        let nanos = Literal::u64_suffixed(nanos);
+        quote! { .with_time_slice(::core::time::Duration::from_nanos(#nanos)) }
+    });
+    let host_yield_interval = config.host_yield_interval.map(|nanos| {
+        let nanos = Literal::u64_suffixed(nanos);
+        quote! { .with_host_yield_interval(::core::time::Duration::from_nanos(#nanos)) }
+    });
     quote! {
-        #private::build(#builder.with_panic_on_task_panic(#propagate))
+        #private::build(
+            #builder
+                .with_panic_on_task_panic(#propagate)
+                #time_slice
+                #host_yield_interval
+        )
     }
 }
 

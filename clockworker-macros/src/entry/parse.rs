@@ -50,7 +50,8 @@ impl Parse for Opt {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         if !input.peek(Ident::peek_any) {
             return Err(input.error(
-                "expected an option: `queues(...)`, `panic = \"...\"` or `crate = \"...\"`",
+                "expected an option: `queues(...)`, `panic = \"...\"`, `time_slice = \"...\"`, \
+                 `host_yield_interval = \"...\"` or `crate = \"...\"`",
             ));
         }
         // `parse_any`: `crate` is a keyword.

@@ -24,8 +24,24 @@ use crate::errors::Errors;
 const MAX_WEIGHT: u32 = 1 << 20;
 
 /// The options, for messages about an unknown or misspelt one.
-const OPTIONS: &str = "`queues(...)`, `panic = \"catch\" | \"propagate\"` and \
+const OPTIONS: &str = "`queues(...)`, `panic = \"catch\" | \"propagate\"`, \
+                       `time_slice = \"100us\"`, `host_yield_interval = \"500us\"` and \
                        `crate = \"path\"`";
+
+/// The units of a duration and their lengths in nanoseconds. `µs` is the
+/// micro sign (U+00B5); the Greek mu (U+03BC) looks the same and is taken
+/// too.
+const UNITS: [(&str, u64); 6] = [
+    ("ns", 1),
+    ("us", 1_000),
+    ("\u{b5}s", 1_000),
+    ("\u{3bc}s", 1_000),
+    ("ms", 1_000_000),
+    ("s", 1_000_000_000),
+];
+
+/// How a duration is written, for messages.
+const DURATION_FORM: &str = "a whole number followed by `ns`, `us`, `\u{b5}s`, `ms` or `s`";
 
 /// What to build, checked.
 pub(crate) struct Config {
@@ -34,6 +50,11 @@ pub(crate) struct Config {
     pub(crate) queues: Queues,
     /// `panic = "propagate"` (the default) or `"catch"`.
     pub(crate) propagate_panics: bool,
+    /// `time_slice = "..."`, in nanoseconds; `None`: the builder's default.
+    pub(crate) time_slice: Option<u64>,
+    /// `host_yield_interval = "..."`, in nanoseconds; `None`: the builder's
+    /// default.
+    pub(crate) host_yield_interval: Option<u64>,
     /// Names that `spawn!` uses in the body but `queues(...)` does not
     /// declare (already reported), bound to a declared queue so that the
     /// compiler does not report them again.
@@ -46,6 +67,8 @@ impl Default for Config {
             krate: syn::parse_quote!(::clockworker),
             queues: Queues::Single,
             propagate_panics: true,
+            time_slice: None,
+            host_yield_interval: None,
             undeclared: Vec::new(),
         }
     }
@@ -114,6 +137,17 @@ pub(crate) fn config(args: Args, entry: Entry, errors: &mut Errors) -> Config {
                 Err(error) => errors.push(error),
             },
             ("crate", _) => errors.push(syn::Error::new_spanned(&name, CRATE_VALUE)),
+            (option @ ("time_slice" | "host_yield_interval"), value) => {
+                let duration = match value {
+                    OptValue::Assign(value) => duration(option, &value),
+                    _ => Err(syn::Error::new_spanned(&name, duration_expected(option))),
+                };
+                match duration {
+                    Ok(nanos) if option == "time_slice" => config.time_slice = Some(nanos),
+                    Ok(nanos) => config.host_yield_interval = Some(nanos),
+                    Err(error) => errors.push(error),
+                }
+            }
             ("executor", _) => errors.push(syn::Error::new_spanned(&name, EXECUTOR_GONE)),
             (other, _) => errors.push(syn::Error::new_spanned(
                 &name,
@@ -135,6 +169,103 @@ const CRATE_VALUE: &str = "expected `crate = \"path\"`: the path of the clockwor
 const EXECUTOR_GONE: &str = "the `executor = name` option is gone: in the body, \
                              `clockworker::Handle::current()` reaches the executor (its queues, \
                              spawners and stats)";
+
+/// What `option` is and how to write it, for a missing or malformed value.
+fn duration_expected(option: &str) -> String {
+    let (default, meaning) = if option == "time_slice" {
+        (
+            "100us",
+            "how long a queue runs, once picked, before the scheduler picks again; \
+             `\"0us\"` picks before every poll",
+        )
+    } else {
+        (
+            "500us",
+            "how long the executor may keep its host runtime waiting while tasks are runnable",
+        )
+    };
+    format!(
+        "expected `{option} = \"{default}\"` (the default): {meaning}; a duration is a \
+         string of {DURATION_FORM}"
+    )
+}
+
+/// The nanoseconds of `option = "<whole number><unit>"`, such as
+/// `time_slice = "200us"`. Any duration that fits in a `u64` of nanoseconds
+/// is taken, zero included, as `ExecutorBuilder` takes any `Duration`.
+fn duration(option: &str, value: &Expr) -> syn::Result<u64> {
+    let lit = match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => lit,
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => {
+            let number = int.base10_digits();
+            return Err(syn::Error::new_spanned(
+                value,
+                format!(
+                    "a duration needs a unit: write it as a string, such as \
+                     `{option} = \"{number}us\"` or `{option} = \"{number}ms\"` \
+                     ({DURATION_FORM})"
+                ),
+            ));
+        }
+        _ => return Err(syn::Error::new_spanned(value, duration_expected(option))),
+    };
+    let text = lit.value();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let error = |message: String| Err(syn::Error::new_spanned(lit, message));
+    if number.is_empty() {
+        return if text.starts_with('-') {
+            error(format!(
+                "{text:?} is negative: a duration is zero or more, such as `{option} = \"0us\"`"
+            ))
+        } else {
+            error(format!(
+                "{text:?} is not a duration: write {DURATION_FORM}, such as \
+                 `{option} = \"200us\"`"
+            ))
+        };
+    }
+    let Some(&(_, scale)) = UNITS.iter().find(|(name, _)| *name == unit) else {
+        let trimmed = unit.trim_start();
+        return if unit.is_empty() {
+            error(format!(
+                "{text:?} has no unit: write `{option} = \"{number}us\"`, or \
+                 {DURATION_FORM}"
+            ))
+        } else if unit.starts_with(['.', ',']) {
+            error(format!(
+                "{text:?} is not a whole number: write the duration as a whole number of \
+                 a smaller unit, such as `\"1500us\"` for 1.5 ms"
+            ))
+        } else if trimmed.len() < unit.len() && UNITS.iter().any(|(name, _)| *name == trimmed) {
+            error(format!(
+                "write the unit right after the number, without a space: \
+                 `{option} = \"{number}{trimmed}\"`"
+            ))
+        } else {
+            error(format!(
+                "unknown unit `{trimmed}` in {text:?}: the units are `ns`, `us`, `\u{b5}s`, \
+                 `ms` and `s`, as in `{option} = \"200us\"`"
+            ))
+        };
+    };
+    match number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+    {
+        Some(nanos) => Ok(nanos),
+        None => error(format!(
+            "{text:?} is too long: a duration goes up to {}ns (`u64::MAX` nanoseconds, \
+             about 584 years)",
+            u64::MAX
+        )),
+    }
+}
 
 /// The string of a string literal.
 fn string(value: &Expr) -> Option<String> {
@@ -510,6 +641,50 @@ fn count_idents(tokens: TokenStream, counts: &mut HashMap<String, usize>) {
             TokenTree::Ident(ident) => *counts.entry(ident.to_string()).or_default() += 1,
             TokenTree::Group(group) => count_idents(group.stream(), counts),
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+
+    fn parse(value: &str) -> Result<u64, String> {
+        let value: syn::Expr = syn::parse_str(value).unwrap();
+        duration("time_slice", &value).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(parse(r#""0us""#), Ok(0));
+        assert_eq!(parse(r#""7ns""#), Ok(7));
+        assert_eq!(parse(r#""200us""#), Ok(200_000));
+        assert_eq!(parse("\"200\u{b5}s\""), Ok(200_000));
+        assert_eq!(parse("\"200\u{3bc}s\""), Ok(200_000));
+        assert_eq!(parse(r#""1ms""#), Ok(1_000_000));
+        assert_eq!(parse(r#""3s""#), Ok(3_000_000_000));
+        assert_eq!(parse(r#""18446744073709551615ns""#), Ok(u64::MAX));
+    }
+
+    #[test]
+    fn each_malformed_duration_says_what_to_write() {
+        let cases = [
+            (r#""5 parsecs""#, "unknown unit `parsecs`"),
+            (r#""5""#, "has no unit: write `time_slice = \"5us\"`"),
+            (r#""5 us""#, "without a space: `time_slice = \"5us\"`"),
+            (r#""1.5ms""#, "is not a whole number"),
+            (r#""us""#, "is not a duration"),
+            (r#""""#, "is not a duration"),
+            (r#""-1ms""#, "is negative"),
+            (r#""18446744074s""#, "is too long"),
+            (r#""18446744073709551616ns""#, "is too long"),
+            ("5", "a duration needs a unit"),
+            ("-5", "expected `time_slice = \"100us\"`"),
+            ("fast", "expected `time_slice = \"100us\"`"),
+        ];
+        for (value, expected) in cases {
+            let error = parse(value).expect_err(value);
+            assert!(error.contains(expected), "{value}: {error}");
         }
     }
 }

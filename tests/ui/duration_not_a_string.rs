@@ -1,0 +1,2 @@
+#[clockworker::main(time_slice = 5)]
+async fn main() {}

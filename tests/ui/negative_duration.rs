@@ -1,0 +1,2 @@
+#[clockworker::main(host_yield_interval = "-1ms")]
+async fn main() {}
