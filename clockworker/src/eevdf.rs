@@ -392,12 +392,19 @@ impl Eevdf {
 /// Ticks at `weight` to virtual units.
 #[inline]
 fn to_virtual(ticks: u64, weight: u64) -> u64 {
-    if ticks < (1 << (63 - SHIFT)) {
+    let units = if ticks < (1 << (63 - SHIFT)) {
         (ticks << SHIFT) / weight
     } else {
-        u64::try_from((u128::from(ticks) << SHIFT) / u128::from(weight)).unwrap_or(u64::MAX >> 2)
-    }
+        u64::try_from((u128::from(ticks) << SHIFT) / u128::from(weight)).unwrap_or(MAX_VIRTUAL)
+    };
+    units.min(MAX_VIRTUAL)
 }
+
+/// The largest span of virtual time one request or debt may cover: far
+/// below `2^63`, so that deadlines stay comparable with `distance` (a
+/// request of `2^63` units or more would wrap to a negative distance and
+/// read as an empty budget). Reached only by time slices of hours.
+const MAX_VIRTUAL: u64 = u64::MAX >> 2;
 
 /// Virtual units at `weight` to ticks, rounded up so that running for the
 /// returned time completes the request.
@@ -469,6 +476,23 @@ mod tests {
         activate_all(&mut sched);
         let got = run_busy(&mut sched, 1_000, 10_000_000);
         assert_shares(&got, &weights, 0.01);
+    }
+
+    #[test]
+    fn a_slice_of_hours_is_a_long_budget_not_an_empty_one() {
+        // 2^62 ticks and more: the virtual request saturates instead of
+        // wrapping past 2^63 into a negative distance (an empty budget).
+        for slice in [1u64 << 40, 1 << 43, 1 << 50, 1 << 62, u64::MAX] {
+            for weight in [1, 8, MAX_WEIGHT] {
+                let mut sched = Eevdf::new(&[weight], slice);
+                sched.activate(0);
+                let pick = sched.pick().unwrap();
+                assert!(
+                    pick.budget >= slice.min(1 << 40),
+                    "slice {slice}, weight {weight}: {pick:?}"
+                );
+            }
+        }
     }
 
     #[test]
