@@ -117,6 +117,10 @@ fn on_tokio_a_heavier_queues_socket_is_read_within_a_few_background_steps() {
     }));
     let read = read.borrow();
     let median = median_behind(&sent, &read);
+    // The socket's wakes come from tokio's driver on this thread: none goes
+    // through the cross-thread injector.
+    let remote = executor.stats().remote_schedules;
+    assert!(remote < REQUESTS as u64 / 4, "{remote} remote schedules");
     // Waiting for the host-yield interval would be ~100 steps.
     assert!(
         median <= 4,
@@ -251,4 +255,124 @@ fn stats_show_how_long_the_host_was_held() {
     let no_host = ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
     no_host.block_on(clockworker::yield_now());
     assert_eq!(no_host.stats().host_hold.samples, 0);
+}
+
+// ----- wakes on the executor's own thread between its runs ------------------
+
+/// A task woken on the executor's thread while the executor is not running
+/// goes straight into its queue: no remote schedule, runnable at once.
+#[test]
+fn a_wake_on_the_executors_thread_between_runs_goes_straight_to_its_queue() {
+    let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    let queue = executor.queue(0).unwrap();
+    let waker = Rc::new(std::cell::RefCell::new(None::<std::task::Waker>));
+    let woken = Rc::new(std::cell::Cell::new(false));
+    let task = queue.spawn({
+        let (waker, woken) = (waker.clone(), woken.clone());
+        std::future::poll_fn(move |cx| {
+            if woken.get() {
+                return std::task::Poll::Ready(7);
+            }
+            *waker.borrow_mut() = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+    });
+    executor.block_on(clockworker::yield_now());
+    assert_eq!(executor.queue_stats(0).unwrap().runnable, 0, "parked");
+    let remote_before = executor.stats().remote_schedules;
+    woken.set(true);
+    waker.borrow_mut().take().unwrap().wake();
+    assert_eq!(executor.queue_stats(0).unwrap().runnable, 1);
+    assert_eq!(executor.stats().remote_schedules, remote_before);
+    assert_eq!(executor.block_on(task).unwrap(), 7);
+}
+
+/// A tokio task on the same thread wakes a clockworker task while the
+/// executor waits idle in its host: the local wake must wake the host (a
+/// lost wake-up would hang here until the timeout).
+#[test]
+fn a_local_wake_while_idle_in_the_host_wakes_the_host() {
+    let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    let queue = executor.queue(0).unwrap();
+    let runtime = common::tokio_runtime();
+    let local = tokio::task::LocalSet::new();
+    for round in 0..50u32 {
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let task = queue.spawn(async move { rx.await.unwrap() });
+        let got = runtime.block_on(local.run_until(executor.run_until(async {
+            // Fired by tokio on this thread after the executor went idle.
+            tokio::task::spawn_local(async move {
+                tokio::task::yield_now().await;
+                let _ = tx.send(round);
+            });
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("a local wake was lost")
+                .unwrap()
+        })));
+        assert_eq!(got, round);
+    }
+    assert_eq!(executor.stats().remote_schedules, 0);
+}
+
+/// A wake on the executor's thread from inside its own queue's scheduler
+/// (between runs) cannot enter the busy queue: it goes through the
+/// injector instead, and nothing is lost.
+#[test]
+fn a_wake_from_inside_the_queues_own_scheduler_is_injected() {
+    use clockworker::sched::{ReadyTask, TaskScheduler};
+    use std::collections::VecDeque;
+
+    type Slot = Rc<std::cell::RefCell<Option<std::task::Waker>>>;
+    struct WakesOnPush {
+        ready: VecDeque<ReadyTask>,
+        on_push: Slot,
+    }
+    impl TaskScheduler for WakesOnPush {
+        fn push(&mut self, task: ReadyTask) {
+            self.ready.push_back(task);
+            if let Some(waker) = self.on_push.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+        fn pop(&mut self) -> Option<ReadyTask> {
+            self.ready.pop_front()
+        }
+        fn len(&self) -> usize {
+            self.ready.len()
+        }
+    }
+
+    let slot: Slot = Rc::default();
+    let executor = ExecutorBuilder::new()
+        .with_queue_scheduler(
+            "q",
+            1,
+            WakesOnPush {
+                ready: VecDeque::new(),
+                on_push: slot.clone(),
+            },
+        )
+        .build()
+        .unwrap();
+    let queue = executor.queue("q").unwrap();
+    let released = Rc::new(std::cell::Cell::new(false));
+    let parked = queue.spawn({
+        let (slot, released) = (slot.clone(), released.clone());
+        std::future::poll_fn(move |cx| {
+            if released.get() {
+                return std::task::Poll::Ready("released");
+            }
+            *slot.borrow_mut() = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+    });
+    executor.block_on(clockworker::yield_now());
+    released.set(true);
+    // Outside any run: this spawn's push wakes the parked task from inside
+    // the scheduler.
+    let other = queue.spawn(async { "other" });
+    assert!(executor.stats().remote_schedules >= 1);
+    let (a, b) = executor.block_on(async { (parked.await, other.await) });
+    assert_eq!((a.unwrap(), b.unwrap()), ("released", "other"));
 }

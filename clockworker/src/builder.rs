@@ -237,6 +237,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
         let names = keys.iter().map(|key| format!("{key:?}")).collect();
         let keys = Rc::new(KeyTable::new(keys));
         let core = Rc::new(Core::new(queues, config, clock, keys.clone(), names));
+        crate::context::make_resident(&core);
         Ok(Executor::new(Handle::new(core, keys)))
     }
 }

@@ -10,7 +10,7 @@
 //! inner run's poll returns.
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use async_task::{Runnable, ScheduleInfo};
@@ -21,6 +21,35 @@ use crate::task::{Header, TaskId};
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+    /// The executors built on this thread. A wake on this thread of one of
+    /// their tasks while that executor is not current (fired by the host's
+    /// IO driver between two polls of `run_until`, say) goes straight into
+    /// its local queue rather than through the cross-thread injector.
+    static RESIDENTS: RefCell<Vec<Weak<Core>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records that `core` lives on this thread (it is `!Send`: it never moves).
+pub(crate) fn make_resident(core: &Rc<Core>) {
+    let _ = RESIDENTS.try_with(|residents| {
+        let mut residents = residents.borrow_mut();
+        residents.retain(|resident| resident.strong_count() > 0);
+        residents.push(Rc::downgrade(core));
+    });
+}
+
+/// The executor built on this thread whose shared state is `shared`, if
+/// any.
+fn resident(shared: &Arc<Shared>) -> Option<Rc<Core>> {
+    RESIDENTS
+        .try_with(|residents| {
+            let residents = residents.try_borrow().ok()?;
+            residents
+                .iter()
+                .filter_map(Weak::upgrade)
+                .find(|core| Arc::ptr_eq(&core.shared, shared))
+        })
+        .ok()
+        .flatten()
 }
 
 /// Makes `core` the current executor until the guard drops.
@@ -78,6 +107,18 @@ pub(crate) fn schedule(runnable: Runnable<Header>, _info: ScheduleInfo) {
             core.enqueue_woken(local);
         }
     });
+    let Some(runnable) = runnable else {
+        return;
+    };
+    // On the executor's own thread, between its runs: straight into its
+    // queue, no lock (when the queue can be reached right now).
+    let runnable = match resident(&runnable.metadata().shared) {
+        Some(core) => match core.enqueue_resting(runnable) {
+            Ok(()) => return,
+            Err(runnable) => Some(runnable),
+        },
+        None => Some(runnable),
+    };
     if let Some(runnable) = runnable {
         // The task may complete (and be freed) as soon as it is injected:
         // hold the executor's shared state independently of it.

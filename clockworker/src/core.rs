@@ -75,7 +75,7 @@ use crate::join::JoinHandle;
 use crate::key::KeyTable;
 use crate::run::Runners;
 use crate::sched::TaskScheduler;
-use crate::shared::{Injected, REMOTE, Shared};
+use crate::shared::{Injected, LOCAL, REMOTE, Shared};
 use crate::stats::{ExecutorCounters, QueueStats, bump};
 use crate::task::{self, Header, Outcome, Placement, TaskId, TaskLabel, TaskSpec};
 
@@ -285,6 +285,34 @@ impl Core {
             .woken_at
             .store(self.turn.now(), Ordering::Relaxed);
         self.enqueue(runnable);
+    }
+
+    /// A task of this executor woken on its thread while it is not the
+    /// current executor (between two polls of `run_until`, typically by the
+    /// host's IO driver): it goes straight into its queue, and the host is
+    /// woken if the executor waits for it ([`LOCAL`]). Given back, for the
+    /// injector, when the executor is closed or the queue is busy (a wake
+    /// from inside its own scheduler).
+    pub(crate) fn enqueue_resting(
+        &self,
+        runnable: Runnable<Header>,
+    ) -> Result<(), Runnable<Header>> {
+        let queue = &self.queues[runnable.metadata().queue as usize];
+        if self.closed.get() || queue.tasks.try_borrow_mut().is_err() {
+            return Err(runnable);
+        }
+        runnable
+            .metadata()
+            .woken_at
+            .store(self.turn.clock().now(), Ordering::Relaxed);
+        self.enqueue(runnable);
+        self.shared.notify(LOCAL);
+        Ok(())
+    }
+
+    /// Whether any queue has runnable tasks.
+    pub(crate) fn has_runnable(&self) -> bool {
+        self.turn.has_active()
     }
 
     /// Puts a runnable task of this executor into its queue.

@@ -14,7 +14,7 @@ use atomic_waker::AtomicWaker;
 use crate::context;
 use crate::core::{Core, Exit};
 use crate::park::Parker;
-use crate::shared::{MAIN, REMOTE, Shared};
+use crate::shared::{LOCAL, MAIN, REMOTE, Shared};
 
 /// Wakes the future passed to `run_until`: flags it, gets the run loop's
 /// attention, and wakes the host task that polls the `RunUntil`.
@@ -128,8 +128,12 @@ impl<F: Future> RunUntil<'_, F> {
         let core: &Rc<Core> = this.core;
         let main = &*this.main;
         let enter = context::enter(core);
-        // While we run, remote wakes need not wake the host.
+        // While we run, remote wakes need not wake the host, and local
+        // wakes have done their job.
         core.shared.unregister_host();
+        if core.shared.attention() & LOCAL != 0 {
+            core.shared.clear(LOCAL);
+        }
         main.host.take();
         core.turn.begin_host_turn(*this.host_yield);
 
@@ -164,14 +168,27 @@ impl<F: Future> RunUntil<'_, F> {
                     return Poll::Pending;
                 }
                 Exit::Idle => {
+                    // Before the re-check below: nothing may run after it.
+                    core.trim();
+                    // A `LOCAL` bit left set would keep the next local wake
+                    // from waking the host; the task it announced is in its
+                    // queue, which the re-check below looks at.
+                    if core.shared.attention() & LOCAL != 0 {
+                        core.shared.clear(LOCAL);
+                    }
                     // Registers, then re-checks, so no wake-up is lost.
+                    // Local wakes happen on this thread: one that came
+                    // before the re-check left a runnable task, one after
+                    // it finds the bit clear and wakes the host.
                     let attention = core.shared.register_host(cx.waker());
                     main.host.register(cx.waker());
-                    if attention & REMOTE != 0 || main.woken.load(Ordering::Acquire) {
+                    if attention & REMOTE != 0
+                        || main.woken.load(Ordering::Acquire)
+                        || core.has_runnable()
+                    {
                         continue;
                     }
                     core.note_idle_wait();
-                    core.trim();
                     return Poll::Pending;
                 }
                 Exit::Panicked(payload) => {

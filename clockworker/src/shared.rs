@@ -43,6 +43,10 @@ use crate::task::{Header, TaskId};
 pub(crate) const REMOTE: u8 = 1;
 /// A `run_until` future was woken: give its caller a chance to poll it.
 pub(crate) const MAIN: u8 = 2;
+/// A task was woken on the executor's own thread while the executor was not
+/// running (by its host's IO driver, say) and went straight into its local
+/// queue: only the host needs waking. See `Core::enqueue_resting`.
+pub(crate) const LOCAL: u8 = 4;
 
 #[derive(Debug, Default)]
 struct Injector {

@@ -293,6 +293,11 @@ impl Turn {
             || self.used.get() + now.saturating_sub(self.now.get()) >= self.budget.get()
     }
 
+    /// Whether any queue is runnable.
+    pub(crate) fn has_active(&self) -> bool {
+        self.sched.borrow().has_active()
+    }
+
     // ----- stats -------------------------------------------------------------
 
     /// Ticks used so far by `queue`'s turn in progress (0 if not running).
