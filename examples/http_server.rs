@@ -333,7 +333,7 @@ fn main() {
         );
     }
     println!(
-        "CPU split of the executor's busy time: foreground {:.1}% ({:.0} ms), background {:.1}% ({:.0} ms); weights 8:1",
+        "CPU split of the executor's busy time: foreground {:.1}% ({:.0} ms), background {:.1}% ({:.0} ms); weights 8:1, and the background gets what the foreground leaves",
         foreground.as_secs_f64() / total * 100.0,
         foreground.as_secs_f64() * 1e3,
         background.as_secs_f64() / total * 100.0,
