@@ -228,6 +228,14 @@ impl Eevdf {
             .any(|q| q.membership == Membership::Idle && q.weight > weight)
     }
 
+    /// Whether some active queue has a smaller weight than `queue`.
+    pub(crate) fn lighter_active(&self, queue: usize) -> bool {
+        let weight = self.queues[queue].weight;
+        self.queues
+            .iter()
+            .any(|q| q.membership != Membership::Idle && q.weight < weight)
+    }
+
     /// Whether any queue is active.
     pub(crate) fn has_active(&self) -> bool {
         self.total_weight != 0

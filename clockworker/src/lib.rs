@@ -205,12 +205,19 @@
 //! - when nothing is runnable (it waits for the host's wake-up),
 //! - after the [host-yield interval](ExecutorBuilder::with_host_yield_interval)
 //!   of continuous work (500 µs by default),
-//! - and, while a queue heavier than the one about to run is idle, at turn
-//!   boundaries at most about one time slice apart: that queue may be
-//!   waiting for IO that is ready but unseen, and its woken tasks then
-//!   preempt the lighter queue as any wake does. The cost is one host round
-//!   trip (a few microseconds) per slice, and only while a heavier queue is
-//!   idle and a lighter one busy.
+//! - and, at most every 20 µs, at a poll boundary where IO may be waiting
+//!   for a heavier queue: when a heavier queue than the running one is idle
+//!   (its socket may be ready but unseen), when a lighter queue waits while
+//!   a heavier one runs (IO arriving for the heavier one is then seen
+//!   before it runs dry, so it stays busy and keeps its share), and, at
+//!   most every 10 µs, when a heavier queue runs dry with a lighter one
+//!   waiting (it keeps its place if IO has come in). Its woken tasks then
+//!   preempt the lighter queue as any wake does.
+//!
+//! A hand-off to an otherwise idle tokio costs about 0.4 µs (measured with
+//! 700,000 a second), so these extra hand-offs cost at most about 2% of a
+//! thread of 20 µs-or-shorter polls, and nothing when all queues have the
+//! same weight, or under [`Executor::block_on`] (no host).
 //!
 //! On tokio, each hand-off with work still runnable is *deferred* the way
 //! `tokio::task::yield_now` is, so tokio polls its IO driver before it polls

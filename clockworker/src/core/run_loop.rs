@@ -27,8 +27,8 @@ enum Next<'a> {
     Task(Runnable<Header>, &'a LocalQueue),
     /// The running queue ran dry and its turn ended.
     RanDry,
-    /// A new turn is picked, but the host gets control first (see
-    /// `Turn::hand_off_first`).
+    /// The host gets control before the next turn starts (see
+    /// `Turn::hand_off_first` and `Turn::hand_off_after_dry`).
     HostFirst,
     /// Nothing is runnable.
     Idle,
@@ -140,7 +140,7 @@ impl Core {
                 return Exit::Panicked(payload);
             }
 
-            if sampled && self.turn.now() >= host_deadline {
+            if sampled && (self.turn.now() >= host_deadline || self.turn.hand_off_between_polls()) {
                 return Exit::HostYield;
             }
         }
@@ -180,8 +180,14 @@ impl Core {
             let queue = &self.queues[index];
             let next = queue.tasks.borrow_mut().pop();
             let Some(runnable) = next else {
-                // The running queue ran dry: it leaves the scheduler.
+                // The running queue ran dry. Before it leaves the scheduler
+                // (and lighter queues take over), the host may deliver IO
+                // that keeps it busy: it then goes on with its turn, its
+                // place kept.
                 self.turn.settle();
+                if self.turn.hand_off_before_dry(index) {
+                    return Next::HostFirst;
+                }
                 self.end_turn();
                 return Next::RanDry;
             };

@@ -36,9 +36,16 @@ const NONE: usize = usize::MAX;
 const MAX_STRIDE: u32 = 16;
 
 /// The shortest time between two extra hand-offs to the host for IO (see
-/// [`Turn::hand_off_first`]), whatever the time slice: a host round trip
-/// costs a few microseconds.
-const MIN_IO_GAP: std::time::Duration = std::time::Duration::from_micros(50);
+/// [`Turn::hand_off_first`]). A hand-off to an idle tokio costs well under
+/// a microsecond (no measurable change in a yield loop at 10,000 hand-offs
+/// a second); 50 µs keeps it under 1% even for polls of a few nanoseconds,
+/// and bounds how long a heavier queue's ready socket goes unseen.
+const IO_GAP: std::time::Duration = std::time::Duration::from_micros(20);
+
+/// The same for a heavier queue about to run dry (see
+/// [`Turn::hand_off_before_dry`]): shorter, as a queue that stays busy keeps
+/// its place, and this happens at most once per batch of its work.
+const DRY_GAP: std::time::Duration = std::time::Duration::from_micros(10);
 
 pub(crate) struct Turn {
     clock: Clock,
@@ -72,8 +79,9 @@ pub(crate) struct Turn {
     has_host: Cell<bool>,
     /// While a heavier queue is idle, the host gets control back at a turn
     /// boundary once this much time has passed since it last had it (see
-    /// [`Turn::hand_off_first`]).
+    /// [`Turn::hand_off_first`] and [`IO_GAP`]).
     io_gap: u64,
+    dry_gap: u64,
 }
 
 /// A turn that ended: the queue and the ticks it used.
@@ -84,9 +92,9 @@ pub(crate) struct Ended {
 
 impl Turn {
     pub(crate) fn new(clock: Clock, weights: &[u32], slice: u64, host_yield: u64) -> Turn {
-        let min_gap = clock.to_ticks(MIN_IO_GAP);
         Turn {
-            io_gap: slice.clamp(min_gap, host_yield.max(min_gap)),
+            io_gap: clock.to_ticks(IO_GAP),
+            dry_gap: clock.to_ticks(DRY_GAP),
             host_started: Cell::new(0),
             has_host: Cell::new(false),
             short_poll: clock.to_ticks(std::time::Duration::from_micros(1)),
@@ -165,14 +173,51 @@ impl Turn {
     /// only while the host has control. Without this, the lighter queue
     /// would run until the host-yield interval is over while the heavier
     /// queue's sockets sit unread. With it, the readiness of a heavier
-    /// queue's IO reaches the scheduler within about one slice (never less
-    /// than [`MIN_IO_GAP`] apart), and its woken tasks then preempt the
-    /// lighter queue as any wake does.
+    /// queue's IO reaches the scheduler within about one poll of the
+    /// lighter queue (hand-offs at least [`IO_GAP`] apart), and its woken
+    /// tasks then preempt the lighter queue as any wake does.
     #[inline]
     pub(crate) fn hand_off_first(&self, queue: usize) -> bool {
-        self.has_host.get()
-            && self.now.get().saturating_sub(self.host_started.get()) >= self.io_gap
-            && self.sched.borrow().heavier_idle(queue)
+        self.io_due() && self.sched.borrow().heavier_idle(queue)
+    }
+
+    /// Whether to hand control to the host between two polls of the running
+    /// queue, at most every [`IO_GAP`]: when a heavier queue is idle (as
+    /// [`Turn::hand_off_first`], for a lighter queue whose turn goes on), or
+    /// when a lighter queue is waiting (so that IO arriving for the running
+    /// queue while it works is seen before it runs dry, and it stays busy
+    /// instead of leaving the thread to the lighter queue's next poll).
+    #[inline]
+    pub(crate) fn hand_off_between_polls(&self) -> bool {
+        let running = self.running.get();
+        self.io_due() && running != NONE && {
+            let sched = self.sched.borrow();
+            sched.heavier_idle(running) || sched.lighter_active(running)
+        }
+    }
+
+    /// Whether to hand control to the host now that the running queue `dry`
+    /// found no task, before it leaves the scheduler to lighter queues: the
+    /// IO that would keep it busy (a client's next request on a keep-alive
+    /// connection, say) may have arrived while it ran. If it has, the queue
+    /// goes on with its turn and keeps its place; leaving, it would forfeit
+    /// its credit (an idle queue banks none) and wait behind a lighter
+    /// queue's poll.
+    #[inline]
+    pub(crate) fn hand_off_before_dry(&self, dry: usize) -> bool {
+        self.host_idle_for(self.dry_gap) && self.sched.borrow().lighter_active(dry)
+    }
+
+    /// There is a host, and it has not had control for [`IO_GAP`].
+    #[inline]
+    fn io_due(&self) -> bool {
+        self.host_idle_for(self.io_gap)
+    }
+
+    /// There is a host, and it has not had control for `gap` ticks.
+    #[inline]
+    fn host_idle_for(&self, gap: u64) -> bool {
+        self.has_host.get() && self.now.get().saturating_sub(self.host_started.get()) >= gap
     }
 
     // ----- sampling ----------------------------------------------------------
