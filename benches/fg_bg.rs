@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use support::spin;
+use support::{percentile, spin, tail};
 use tokio::sync::mpsc;
 
 const REQUESTS: u64 = 5_000;
@@ -238,16 +238,12 @@ fn finish(
     window: Window,
 ) -> Outcome {
     background.stop.store(true, Ordering::Relaxed);
-    let mut polls = background
+    let polls = background
         .polls
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    polls.sort();
-    let (polls_p999, polls_max) = match polls.last() {
-        Some(&max) => (percentile(&polls, 0.999), max),
-        None => (Duration::ZERO, Duration::ZERO),
-    };
+    let (polls_p999, polls_max) = tail(polls);
     let seconds = window.duration.as_secs_f64();
     // Every request is sent inside the window; its work is counted there.
     let foreground_work: Duration = samples.iter().map(|s| s.work).sum();
@@ -481,10 +477,6 @@ fn run_glommio() -> Outcome {
     })
     .join()
     .expect("run")
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 fn ms(d: Duration) -> String {

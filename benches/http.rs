@@ -44,6 +44,8 @@
 //! `HTTP_ONLY=<substring>` runs only the configurations whose name contains
 //! it (and skips the bars).
 
+#[path = "../examples/support/http_wire.rs"]
+mod http_wire;
 mod support;
 
 use std::convert::Infallible;
@@ -58,12 +60,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
+use http_wire::response_length;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use support::spin;
+use support::{percentile, spin, tail};
 use tokio::sync::mpsc;
 
 /// Keep-alive connections the client drives.
@@ -348,32 +351,6 @@ fn run_delay(path: Option<&str>) -> Option<Duration> {
     let text = std::fs::read_to_string(path?).ok()?;
     let nanos = text.split_whitespace().nth(1)?.parse().ok()?;
     Some(Duration::from_nanos(nanos))
-}
-
-/// The length of the complete response at the start of `buffer` (head plus
-/// `Content-Length` body), or `None` while the head is incomplete.
-fn response_length(buffer: &[u8]) -> io::Result<Option<usize>> {
-    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-    let Some(head_end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
-    };
-    let head = std::str::from_utf8(&buffer[..head_end]).map_err(|_| invalid("non-UTF-8 head"))?;
-    let mut lines = head.split("\r\n");
-    if !lines
-        .next()
-        .is_some_and(|status| status.starts_with("HTTP/1.1 200 "))
-    {
-        return Err(invalid("status is not 200"));
-    }
-    let body_length = lines
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .ok_or_else(|| invalid("no Content-Length"))?
-        .1
-        .trim()
-        .parse::<usize>()
-        .map_err(|_| invalid("bad Content-Length"))?;
-    Ok(Some(head_end + 4 + body_length))
 }
 
 /// One keep-alive connection with at most one request in flight.
@@ -687,16 +664,12 @@ fn run(name: &'static str, server: Server) -> Outcome {
     state.stop.store(true, Ordering::Relaxed);
     server_thread.join().expect("server thread");
     let phases = phases.unwrap_or_else(|e| panic!("{name}: client failed: {e}"));
-    let mut steps = state
+    let steps = state
         .step_times
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    steps.sort();
-    let (step_p999, step_max) = match steps.last() {
-        Some(&max) => (percentile(&steps, 0.999), max),
-        None => (Duration::ZERO, Duration::ZERO),
-    };
+    let (step_p999, step_max) = tail(steps);
     Outcome {
         name,
         server,
@@ -707,13 +680,6 @@ fn run(name: &'static str, server: Server) -> Outcome {
 }
 
 // ----- report ------------------------------------------------------------------
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1e3)

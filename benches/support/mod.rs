@@ -433,3 +433,20 @@ pub fn spin(duration: Duration) {
         std::hint::spin_loop();
     }
 }
+
+/// The value at quantile `q` (0..=1) of sorted samples (zero if none).
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// The 99.9th percentile and the maximum of `samples` (zeros if none).
+pub fn tail(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    match samples.last() {
+        Some(&max) => (percentile(&samples, 0.999), max),
+        None => (Duration::ZERO, Duration::ZERO),
+    }
+}
