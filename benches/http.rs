@@ -318,7 +318,7 @@ fn serve(
                     ));
                 }
             }
-            let handle = executor.handle().clone();
+            let handle = executor.handle();
             let controller = fg.spawn(control(probes, move || {
                 let stats = handle.stats();
                 let busy = |queue| stats.queue(queue).map_or(Duration::ZERO, |q| q.busy);

@@ -390,7 +390,7 @@ fn an_executors_handle_reaches_its_queues_spawners_and_stats() {
         .with_queue(2u8, 1)
         .build()
         .unwrap();
-    let handle: Handle<u8> = executor.handle().clone();
+    let handle: Handle<u8> = executor.handle();
     assert_eq!(handle.keys(), [1, 2]);
     assert!(!handle.is_closed());
     let local = handle.queue(2).unwrap().spawn(async { 5 });
@@ -531,7 +531,7 @@ fn handle_current_works_in_a_clockworker_main_body() {
 #[test]
 fn a_handle_held_by_a_task_does_not_keep_the_executor_alive() {
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
-    let handle = executor.handle().clone();
+    let handle = executor.handle();
     let queue = executor.queue(0).unwrap();
     let probe = Probe::default();
     // Tasks that never end, holding a clone of the handle and a queue

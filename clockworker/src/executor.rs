@@ -91,8 +91,10 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
     }
 
     /// A non-owning handle to this executor: it reaches the executor's
-    /// queues, spawners and stats without keeping its tasks alive. Clone it
-    /// to keep it.
+    /// queues, spawners and stats without keeping its tasks alive (two
+    /// reference-count increments; unlike tokio's `Runtime::handle`, it is
+    /// returned by value, so it can outlive this `Executor` without a
+    /// `clone`).
     ///
     /// # Examples
     ///
@@ -100,14 +102,14 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
     /// use clockworker::ExecutorBuilder;
     ///
     /// let executor = ExecutorBuilder::new().with_queue("bg", 1).build().unwrap();
-    /// let handle = executor.handle().clone();
+    /// let handle = executor.handle();
     /// let bg = handle.queue("bg").unwrap();
     /// assert_eq!(executor.block_on(bg.spawn(async { 5 })).unwrap(), 5);
     /// drop(executor);
     /// assert!(handle.is_closed());
     /// ```
-    pub fn handle(&self) -> &Handle<K> {
-        &self.inner.handle
+    pub fn handle(&self) -> Handle<K> {
+        self.inner.handle.clone()
     }
 
     /// A handle that spawns onto the queue with this key, from this thread

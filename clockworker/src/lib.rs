@@ -281,7 +281,7 @@ mod context;
 mod core;
 mod doorbell;
 mod eevdf;
-mod error;
+pub mod error;
 mod executor;
 mod group;
 mod handle;
