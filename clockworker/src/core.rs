@@ -315,16 +315,36 @@ impl Core {
         self.turn.has_active()
     }
 
-    /// Puts a runnable task of this executor into its queue.
+    /// Puts a runnable task of this executor into its queue. When the
+    /// queue is busy (a task woken or spawned from inside that queue's own
+    /// scheduler), the task goes through the injector instead and reaches
+    /// its queue at the loop's next poll boundary.
     #[inline]
     fn enqueue(&self, runnable: Runnable<Header>) {
         let index = runnable.metadata().queue as usize;
         let queue = &self.queues[index];
-        let was_empty = queue.tasks.borrow_mut().push(runnable, |header| {
+        let Ok(mut tasks) = queue.tasks.try_borrow_mut() else {
+            self.enqueue_later(runnable);
+            return;
+        };
+        let was_empty = tasks.push(runnable, |header| {
             header.group().map_or(1, |group| queue.group_weight(group))
         });
+        drop(tasks);
         if was_empty && self.turn.activate(index) {
             bump(&queue.counters.preemptions);
+        }
+    }
+
+    /// The queue is busy: through the injector (cancelled at once if the
+    /// executor is closed and the task may be dropped here).
+    #[cold]
+    #[inline(never)]
+    fn enqueue_later(&self, runnable: Runnable<Header>) {
+        if let Err(runnable) = self.shared.inject(runnable) {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                task::drop_task(runnable)
+            }));
         }
     }
 
@@ -523,10 +543,14 @@ impl Core {
     /// Drops a task's future at shutdown; a task of another executor that
     /// sat in one of our queues (a shared scheduler) goes back to it.
     fn drop_at_shutdown(&self, runnable: Runnable<Header>) {
-        if runnable.metadata().belongs_to(&self.shared) {
-            let _ = task::drop_task(runnable);
-        } else {
+        if !runnable.metadata().belongs_to(&self.shared) {
             self.hand_back_foreign(runnable);
+            return;
+        }
+        let queue = &self.queues[runnable.metadata().queue as usize];
+        match task::drop_task(runnable).0 {
+            Outcome::Panicked => bump(&queue.counters.panicked),
+            _ => bump(&queue.counters.cancelled),
         }
     }
 }

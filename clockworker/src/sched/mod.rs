@@ -72,8 +72,10 @@ pub use lifo::Lifo;
 ///   `JoinHandle` resolves to `Cancelled`.
 /// - [`len`](TaskScheduler::len) is the number of tasks held; `pop` returns
 ///   `Some` whenever `len() > 0`.
-/// - Do not call into the executor (spawn, abort, read its stats) from
-///   these methods: they run while the queue is being updated.
+/// - Do not call into the executor (spawn, abort, read its stats, run it)
+///   from these methods: they run while the queue is being updated. Waking
+///   a task is fine: a wake of a task of this same queue reaches it through
+///   the executor's injector, at the next poll boundary.
 /// - Hand back only tasks you were given by this queue. The executor checks
 ///   where each popped task belongs and never lets a wrong answer corrupt
 ///   its books: a task of another queue of the same executor (one policy
