@@ -329,3 +329,55 @@ fn the_heap_returns_to_its_size_after_a_burst_of_remote_tasks_that_park() {
         "tasks spawned from another thread that each parked once",
     );
 }
+
+/// Parks `n` tasks, then wakes them all on the executor's thread between
+/// two runs (the path a host's IO driver takes): they go straight into the
+/// queue's ring, which grows to `n`; then runs them to completion.
+fn resting_burst(executor: &Executor<u8>, queue: &QueueHandle<u8>, n: usize) {
+    let gate = Rc::new(Gate::default());
+    let finished = Rc::new(Cell::new(0usize));
+    for _ in 0..n {
+        let (gate, finished) = (gate.clone(), finished.clone());
+        drop(queue.spawn(async move {
+            gate.wait().await;
+            finished.set(finished.get() + 1);
+        }));
+    }
+    executor.block_on(async {
+        while gate.parked() < n {
+            yield_now().await;
+        }
+    });
+    // No run in progress: every wake takes the resident path.
+    let remote_before = executor.stats().remote_schedules;
+    gate.open();
+    assert_eq!(executor.stats().remote_schedules, remote_before);
+    assert_eq!(executor.queue_stats(0).unwrap().runnable, n);
+    executor.block_on(async {
+        while finished.get() < n {
+            yield_now().await;
+        }
+    });
+    assert_eq!(executor.stats().live_tasks, 0);
+}
+
+#[test]
+fn the_heap_returns_to_its_size_after_a_burst_of_tasks_woken_between_runs() {
+    let _serial = serial();
+    let executor: Executor<u8> = ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
+    let queue = executor.queue(0).unwrap();
+    resting_burst(&executor, &queue, 100);
+    let before = live_bytes();
+
+    resting_burst(&executor, &queue, BURST);
+    let after = live_bytes();
+    assert!(
+        after - before < SLACK,
+        "the idle executor holds {:.1} MiB more than before a burst of {BURST} tasks woken \
+         between runs ({:.1} MiB -> {:.1} MiB)",
+        mib(after - before),
+        mib(before),
+        mib(after),
+    );
+    drop((queue, executor));
+}
