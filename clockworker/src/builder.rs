@@ -181,6 +181,22 @@ impl<K> ExecutorBuilder<K> {
     /// before it returns `Pending` to its host runtime (after waking itself),
     /// so that the host's IO driver and timers run even while queues stay
     /// busy. [`block_on`](Executor::block_on) has no host and ignores this.
+    /// While a heavier queue may be waiting for IO, the executor also hands
+    /// control back sooner, whatever this interval (see the crate docs,
+    /// "Hosts and IO").
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // A server that wants its sockets looked at at least every 100 µs.
+    /// let executor = clockworker::ExecutorBuilder::new()
+    ///     .with_queue("fg", 8)
+    ///     .with_queue("bg", 1)
+    ///     .with_host_yield_interval(Duration::from_micros(100))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(executor);
+    /// ```
     pub fn with_host_yield_interval(mut self, interval: Duration) -> Self {
         self.host_yield_interval = interval;
         self

@@ -141,6 +141,17 @@ impl<K: Copy> Spawner<K> {
     }
 
     /// Whether the executor has been dropped (spawns are then cancelled).
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue("q", 1).build().unwrap();
+    /// let spawner = executor.spawner("q").unwrap();
+    /// assert_eq!(spawner.key(), "q");
+    /// assert!(!spawner.is_closed());
+    /// drop(executor);
+    /// assert!(spawner.is_closed());
+    /// let late = spawner.spawn(async { 1 });
+    /// assert!(futures_lite::future::block_on(late).unwrap_err().is_cancelled());
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed()
     }

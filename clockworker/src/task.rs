@@ -57,6 +57,15 @@ impl TaskId {
     }
 
     /// The id as a number.
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let (a, b) = (queue.spawn(async {}), queue.spawn(async {}));
+    /// assert_ne!(a.id(), b.id());
+    /// assert!(b.id().as_u64() > a.id().as_u64());
+    /// assert_eq!(a.id().to_string(), a.id().as_u64().to_string());
+    /// ```
     pub fn as_u64(self) -> u64 {
         self.0.get()
     }
