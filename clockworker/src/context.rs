@@ -125,9 +125,7 @@ pub(crate) fn schedule(runnable: Runnable<Header>, _info: ScheduleInfo) {
         let shared: Arc<Shared> = runnable.metadata().shared.clone();
         if let Err(runnable) = shared.inject(runnable) {
             // Its executor is gone; a `Send` task is dropped here.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                crate::task::drop_task(runnable)
-            }));
+            crate::task::drop_orphan(runnable);
         }
     }
 }

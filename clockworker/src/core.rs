@@ -342,9 +342,7 @@ impl Core {
     #[inline(never)]
     fn enqueue_later(&self, runnable: Runnable<Header>) {
         if let Err(runnable) = self.shared.inject(runnable) {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                task::drop_task(runnable)
-            }));
+            task::drop_orphan(runnable);
         }
     }
 

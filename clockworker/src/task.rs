@@ -425,6 +425,15 @@ pub(crate) fn drop_task(runnable: Runnable<Header>) -> (Outcome, bool) {
     answer().finished_as().unwrap_or((Outcome::Cancelled, true))
 }
 
+/// Drops a task whose executor is gone or closing (a wake, a hand-back or a
+/// re-route it refused), on this thread, outside any run. A panic is
+/// swallowed: one from the future's `Drop` already reached its handle, and
+/// async-task panics rather than drop a `!Send` future off its thread (the
+/// task is then leaked, never dropped on the wrong thread).
+pub(crate) fn drop_orphan(runnable: Runnable<Header>) {
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop_task(runnable)));
+}
+
 /// The waker of the task that just answered `Pending { first: true }`.
 #[inline]
 pub(crate) fn take_parked_waker() -> Option<Waker> {

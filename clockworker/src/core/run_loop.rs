@@ -217,7 +217,7 @@ impl Core {
         if let Err(runnable) = owner.inject_new(runnable) {
             // Its executor is gone (its shutdown could not reach a task that
             // sat in our queue): cancel it here, so its handle resolves.
-            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| task::drop_task(runnable)));
+            task::drop_orphan(runnable);
         }
     }
 

@@ -273,9 +273,7 @@ impl Drop for ReadyTask {
             let shared = runnable.metadata().shared.clone();
             if let Err(runnable) = shared.hand_back_dropped(runnable) {
                 // Its executor is gone; a `Send` task is dropped here.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    crate::task::drop_task(runnable)
-                }));
+                crate::task::drop_orphan(runnable);
             }
         }
     }
