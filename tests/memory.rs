@@ -132,7 +132,9 @@ impl Future for GateWait {
 
 /// Spawns `n` tasks that each park once at a gate, then a task that opens
 /// the gate once all `n` have parked, and runs them all to completion.
-fn local_burst(executor: &Executor<u8>, queue: &QueueHandle<u8>, n: usize) {
+/// Spawns `n` detached tasks that each park once at `gate`; returns the
+/// gate and the count of those that finished.
+fn spawn_gated(queue: &QueueHandle<u8>, n: usize) -> (Rc<Gate>, Rc<Cell<usize>>) {
     let gate = Rc::new(Gate::default());
     let finished = Rc::new(Cell::new(0usize));
     for _ in 0..n {
@@ -144,6 +146,20 @@ fn local_burst(executor: &Executor<u8>, queue: &QueueHandle<u8>, n: usize) {
             finished.set(finished.get() + 1);
         }));
     }
+    (gate, finished)
+}
+
+/// Runs the executor until `done()` holds.
+fn run_until_done(executor: &Executor<u8>, done: impl Fn() -> bool) {
+    executor.block_on(async {
+        while !done() {
+            yield_now().await;
+        }
+    });
+}
+
+fn local_burst(executor: &Executor<u8>, queue: &QueueHandle<u8>, n: usize) {
+    let (gate, finished) = spawn_gated(queue, n);
     let opener = queue.spawn({
         let gate = gate.clone();
         async move {
@@ -334,30 +350,15 @@ fn the_heap_returns_to_its_size_after_a_burst_of_remote_tasks_that_park() {
 /// two runs (the path a host's IO driver takes): they go straight into the
 /// queue's ring, which grows to `n`; then runs them to completion.
 fn resting_burst(executor: &Executor<u8>, queue: &QueueHandle<u8>, n: usize) {
-    let gate = Rc::new(Gate::default());
-    let finished = Rc::new(Cell::new(0usize));
-    for _ in 0..n {
-        let (gate, finished) = (gate.clone(), finished.clone());
-        drop(queue.spawn(async move {
-            gate.wait().await;
-            finished.set(finished.get() + 1);
-        }));
-    }
-    executor.block_on(async {
-        while gate.parked() < n {
-            yield_now().await;
-        }
-    });
+    let (gate, finished) = spawn_gated(queue, n);
+    run_until_done(executor, || gate.parked() >= n);
     // No run in progress: every wake takes the resident path.
     let remote_before = executor.stats().remote_schedules;
     gate.open();
     assert_eq!(executor.stats().remote_schedules, remote_before);
     assert_eq!(executor.queue_stats(0).unwrap().runnable, n);
-    executor.block_on(async {
-        while finished.get() < n {
-            yield_now().await;
-        }
-    });
+    run_until_done(executor, || finished.get() >= n);
+    assert_eq!(finished.get(), n);
     assert_eq!(executor.stats().live_tasks, 0);
 }
 
