@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::core::{Config, Core};
+use crate::core::{Config, Core, Hooks};
 use crate::eevdf::MAX_WEIGHT;
 use crate::error::BuildError;
 use crate::executor::Executor;
@@ -45,6 +45,8 @@ pub struct ExecutorBuilder<K> {
     panic_on_task_panic: bool,
     time_slice: Duration,
     host_yield_interval: Duration,
+    /// What a pool adds to its workers' executors.
+    hooks: Hooks,
 }
 
 /// One configured queue.
@@ -73,6 +75,7 @@ impl<K> ExecutorBuilder<K> {
             panic_on_task_panic: true,
             time_slice: Self::DEFAULT_TIME_SLICE,
             host_yield_interval: Self::DEFAULT_HOST_YIELD_INTERVAL,
+            hooks: Hooks::default(),
         }
     }
 
@@ -120,8 +123,7 @@ impl<K> ExecutorBuilder<K> {
         weight: u32,
         scheduler: S,
     ) -> Self {
-        let fifo = (&scheduler as &dyn Any).is::<Fifo>();
-        let scheduler: Option<Box<dyn TaskScheduler>> = (!fifo).then(|| Box::new(scheduler) as _);
+        let scheduler = boxed_scheduler(scheduler);
         self.queues.push(QueueSpec {
             key,
             weight,
@@ -201,6 +203,28 @@ impl<K> ExecutorBuilder<K> {
         self.host_yield_interval = interval;
         self
     }
+
+    /// Adds a queue with an already boxed scheduler (`None`: the FIFO); a
+    /// pool builds each worker's schedulers with its factories.
+    pub(crate) fn with_boxed_queue(
+        mut self,
+        key: K,
+        weight: u32,
+        scheduler: Option<Box<dyn TaskScheduler>>,
+    ) -> Self {
+        self.queues.push(QueueSpec {
+            key,
+            weight,
+            scheduler,
+        });
+        self
+    }
+
+    /// What a pool adds to a worker's executor (see `core::Hooks`).
+    pub(crate) fn with_hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
+    }
 }
 
 impl<K> Default for ExecutorBuilder<K> {
@@ -217,28 +241,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
     /// [`BuildError`] if no queue was added, a key was added twice, or a
     /// weight is zero or above the maximum.
     pub fn build(self) -> Result<Executor<K>, BuildError> {
-        if self.queues.is_empty() {
-            return Err(BuildError::NoQueues);
-        }
-        for (i, QueueSpec { key, weight, .. }) in self.queues.iter().enumerate() {
-            if self.queues[..i].iter().any(|other| other.key == *key) {
-                return Err(BuildError::DuplicateQueue {
-                    key: format!("{key:?}"),
-                });
-            }
-            if *weight == 0 {
-                return Err(BuildError::ZeroWeight {
-                    key: format!("{key:?}"),
-                });
-            }
-            if *weight > MAX_WEIGHT {
-                return Err(BuildError::WeightTooLarge {
-                    key: format!("{key:?}"),
-                    weight: *weight,
-                    max: MAX_WEIGHT,
-                });
-            }
-        }
+        check_queues(self.queues.iter().map(|spec| (spec.key, spec.weight)))?;
         let clock = Clock::get();
         let config = Config {
             slice: clock.to_ticks(self.time_slice),
@@ -252,10 +255,56 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
             .unzip();
         let names = keys.iter().map(|key| format!("{key:?}")).collect();
         let keys = Rc::new(KeyTable::new(keys));
-        let core = Rc::new(Core::new(queues, config, clock, keys.clone(), names));
+        let core = Rc::new(Core::new(
+            queues,
+            config,
+            clock,
+            keys.clone(),
+            names,
+            self.hooks,
+        ));
         crate::context::make_resident(&core);
         Ok(Executor::new(Handle::new(core, keys)))
     }
+}
+
+/// A queue's scheduler as the core takes it: `None` for [`Fifo`] (the
+/// built-in FIFO path).
+pub(crate) fn boxed_scheduler<S: TaskScheduler>(scheduler: S) -> Option<Box<dyn TaskScheduler>> {
+    let fifo = (&scheduler as &dyn Any).is::<Fifo>();
+    (!fifo).then(|| Box::new(scheduler) as _)
+}
+
+/// The checks of a queue table (keys and weights, in order) that
+/// [`ExecutorBuilder::build`] makes; a pool makes them once for all its
+/// workers.
+pub(crate) fn check_queues<K: PartialEq + fmt::Debug>(
+    queues: impl Iterator<Item = (K, u32)>,
+) -> Result<(), BuildError> {
+    let queues: Vec<(K, u32)> = queues.collect();
+    if queues.is_empty() {
+        return Err(BuildError::NoQueues);
+    }
+    for (i, (key, weight)) in queues.iter().enumerate() {
+        if queues[..i].iter().any(|(other, _)| other == key) {
+            return Err(BuildError::DuplicateQueue {
+                key: format!("{key:?}"),
+            });
+        }
+        if *weight == 0 {
+            return Err(BuildError::ZeroWeight {
+                key: format!("{key:?}"),
+            });
+        }
+        if *weight > MAX_WEIGHT {
+            return Err(BuildError::WeightTooLarge {
+                key: format!("{key:?}"),
+                weight: *weight,
+                max: MAX_WEIGHT,
+            });
+        }
+    }
+    Ok(())
 }
 
 impl<K: fmt::Debug> fmt::Debug for ExecutorBuilder<K> {

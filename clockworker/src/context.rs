@@ -112,7 +112,8 @@ pub(crate) fn schedule(runnable: Runnable<Header>, _info: ScheduleInfo) {
     };
     // On the executor's own thread, between its runs: straight into its
     // queue, no lock (when the queue can be reached right now).
-    let runnable = match resident(&runnable.metadata().shared) {
+    let resting = resident(&runnable.metadata().home());
+    let runnable = match resting {
         Some(core) => match core.enqueue_resting(runnable) {
             Ok(()) => return,
             Err(runnable) => Some(runnable),
@@ -122,7 +123,7 @@ pub(crate) fn schedule(runnable: Runnable<Header>, _info: ScheduleInfo) {
     if let Some(runnable) = runnable {
         // The task may complete (and be freed) as soon as it is injected:
         // hold the executor's shared state independently of it.
-        let shared: Arc<Shared> = runnable.metadata().shared.clone();
+        let shared: Arc<Shared> = runnable.metadata().home().into_owned();
         if let Err(runnable) = shared.inject(runnable) {
             // Its executor is gone; a `Send` task is dropped here.
             crate::task::drop_orphan(runnable);

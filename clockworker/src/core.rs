@@ -57,6 +57,7 @@ mod poll;
 mod queue;
 mod registry;
 mod run_loop;
+mod shed;
 mod turn;
 
 use std::any::Any;
@@ -95,6 +96,17 @@ pub(crate) struct Config {
     pub(crate) propagate_panics: bool,
 }
 
+/// What executors that work together (a pool's workers) add to a core; the
+/// core itself knows nothing of pools (see `core/shed.rs`).
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// Per queue: queued `Send` tasks may be handed to another executor.
+    pub(crate) sheddable: Vec<bool>,
+    /// Runs each time the executor goes idle, on its thread, outside any
+    /// task (no borrow of the core is held).
+    pub(crate) on_idle: Option<Box<dyn Fn()>>,
+}
+
 /// Why the run loop stopped.
 pub(crate) enum Exit {
     /// Nothing is runnable.
@@ -125,6 +137,9 @@ pub(crate) struct Core {
     /// (`spawn!(key, ..)`, `Handle::current`), and the keys' `Debug` names.
     keys: Rc<dyn Any>,
     names: Box<[String]>,
+    on_idle: Option<Box<dyn Fn()>>,
+    /// Polls counted at the last park (see `Core::went_idle`).
+    polls_at_park: std::cell::Cell<u64>,
 }
 
 impl Core {
@@ -134,6 +149,7 @@ impl Core {
         clock: Clock,
         keys: Rc<dyn Any>,
         names: Box<[String]>,
+        hooks: Hooks,
     ) -> Core {
         let weights: Vec<u32> = queues.iter().map(|(weight, _)| *weight).collect();
         Core {
@@ -141,7 +157,12 @@ impl Core {
             propagate_panics: config.propagate_panics,
             queues: queues
                 .into_iter()
-                .map(|(weight, scheduler)| LocalQueue::new(weight, scheduler))
+                .enumerate()
+                .map(|(index, (weight, scheduler))| {
+                    let mut queue = LocalQueue::new(weight, scheduler);
+                    queue.sheddable = hooks.sheddable.get(index).copied().unwrap_or(false);
+                    queue
+                })
                 .collect(),
             turn: Turn::new(clock, &weights, config.slice, config.host_yield),
             poll: PollInProgress::default(),
@@ -152,6 +173,8 @@ impl Core {
             runners: Runners::default(),
             keys,
             names,
+            on_idle: hooks.on_idle,
+            polls_at_park: Default::default(),
         }
     }
 
@@ -223,6 +246,7 @@ impl Core {
             remote: false,
             placement: placement.unwrap_or_else(|| self.inherited(index)),
             propagate_panics: self.propagate_panics,
+            movable: self.queues[index as usize].sheddable,
         }
     }
 
@@ -330,6 +354,9 @@ impl Core {
         let was_empty = tasks.push(runnable, |header| {
             header.group().map_or(1, |group| queue.group_weight(group))
         });
+        if queue.sheddable {
+            self.note_backlog(tasks.len());
+        }
         drop(tasks);
         if was_empty && self.turn.activate(index) {
             bump(&queue.counters.preemptions);
@@ -353,9 +380,12 @@ impl Core {
         self.shared.take_injected(&mut batch);
         for runnable in batch.tasks.drain(..) {
             let header = runnable.metadata();
-            if header.fresh.swap(false, Ordering::Relaxed) {
+            match header.arrival.swap(task::ARRIVED, Ordering::Relaxed) {
+                task::ARRIVED => {}
                 // Spawned through a `Spawner`, arriving for the first time.
-                self.admit(header);
+                task::SPAWNED_REMOTELY => self.admit(header),
+                // Shed by another executor: alive here now, spawned there.
+                _ => self.registry.admit(),
             }
             self.enqueue(runnable);
         }
@@ -582,6 +612,7 @@ where
         remote: false,
         placement: Placement::default(),
         propagate_panics: false,
+        movable: false,
     };
     let (runnable, handle) = spec.build_local(future);
     let _ = task::drop_task(runnable);

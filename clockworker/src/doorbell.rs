@@ -75,11 +75,20 @@ impl Doorbell {
     }
 
     /// Sets `bit` and, if this call set it, wakes the registered waker
-    /// (invariants 1 and 2).
-    pub(crate) fn notify(&self, bit: u8) {
-        if self.attention.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
+    /// (invariants 1 and 2). Returns whether it rang (set the bit).
+    pub(crate) fn notify(&self, bit: u8) -> bool {
+        let rang = self.attention.fetch_or(bit, Ordering::AcqRel) & bit == 0;
+        if rang {
             self.waker.wake();
         }
+        rang
+    }
+
+    /// Sets `bit` without waking anyone: a request for the executor's next
+    /// run, which an idle executor need not wake up for (it does not count
+    /// for invariant 4's re-check either).
+    pub(crate) fn flag(&self, bit: u8) {
+        self.attention.fetch_or(bit, Ordering::AcqRel);
     }
 
     /// Registers `waker` to be woken by the next `notify` that sets a bit,

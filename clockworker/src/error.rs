@@ -39,6 +39,29 @@ pub enum BuildError {
         /// The largest weight allowed.
         max: u32,
     },
+    /// A pool was asked for zero workers.
+    ZeroWorkers,
+    /// A pool's [`Placement`](crate::Placement) cannot be honoured: an empty
+    /// CPU set, a CPU listed twice, a CPU that does not exist or that this
+    /// process may not use, too few CPUs, or pinning failed (the message
+    /// says which).
+    Placement(String),
+    /// A pool's stealing queue is not usable: an unknown key, or a queue
+    /// with a custom scheduler (only FIFO queues can give tasks away).
+    Stealing {
+        /// The key, as its `Debug` output.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A pool's worker could not start: its thread or its host runtime could
+    /// not be created, or `on_worker_start` panicked.
+    WorkerStart {
+        /// The worker's index.
+        worker: usize,
+        /// What went wrong (a panic's message, an OS error).
+        message: String,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -55,6 +78,14 @@ impl fmt::Display for BuildError {
             }
             BuildError::WeightTooLarge { key, weight, max } => {
                 write!(f, "queue {key} has weight {weight}; weights must be at most {max}")
+            }
+            BuildError::ZeroWorkers => f.write_str("a pool needs at least one worker; `workers(0)` was given"),
+            BuildError::Placement(message) => write!(f, "invalid placement: {message}"),
+            BuildError::Stealing { key, reason } => {
+                write!(f, "queue {key} cannot be a stealing queue: {reason}")
+            }
+            BuildError::WorkerStart { worker, message } => {
+                write!(f, "worker {worker} failed to start: {message}")
             }
         }
     }

@@ -178,6 +178,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Handle<K> {
             index,
             key,
             self.core.propagate_panics(),
+            self.core.is_sheddable(index),
         ))
     }
 

@@ -107,7 +107,7 @@ impl<T> JoinHandle<T> {
         // poll: either the executor sees the flag at the task's next poll,
         // or the wake-up below finds the task parked and registered.
         header.aborted.store(true, Ordering::SeqCst);
-        crate::context::request_abort(&header.shared, header.id);
+        crate::context::request_abort(&header.home(), header.id);
     }
 
     /// Whether the task has finished: completed, panicked, or been dropped

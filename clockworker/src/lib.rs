@@ -292,6 +292,7 @@ mod loom_tests;
 mod macro_support;
 mod macros;
 mod park;
+pub mod pool;
 mod queue;
 mod run;
 mod runqueue;
@@ -313,6 +314,10 @@ pub use group::{GroupHandle, GroupSpawner};
 pub use handle::Handle;
 pub use join::JoinHandle;
 pub use key::QueueKey;
+pub use pool::{
+    Placement, Pool, PoolBuilder, PoolQueue, PoolReport, PoolStats, QueueTotals, WorkerReport,
+    WorkerStats,
+};
 pub use queue::QueueHandle;
 pub use run::RunUntil;
 pub use spawner::Spawner;

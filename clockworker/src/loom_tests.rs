@@ -74,6 +74,7 @@ fn new_task(shared: &Arc<Shared>, remote: bool) -> (Runnable<Header>, TaskId) {
         remote,
         placement: Placement::default(),
         propagate_panics: false,
+        movable: false,
     };
     let (runnable, handle) = spec.build_send(async {});
     drop(handle);

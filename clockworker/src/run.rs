@@ -189,6 +189,7 @@ impl<F: Future> RunUntil<'_, F> {
                         continue;
                     }
                     core.note_idle_wait();
+                    core.went_idle();
                     return Poll::Pending;
                 }
                 Exit::Panicked(payload) => {

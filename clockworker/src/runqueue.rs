@@ -71,6 +71,26 @@ impl RunQueue {
         }
     }
 
+    /// Moves up to `max` tasks from the back of a FIFO queue into `into`,
+    /// newest first, stopping at the first one `may_go` refuses (so the
+    /// tasks that stay keep their order). A custom scheduler's queue gives
+    /// nothing: only it knows its order.
+    pub(crate) fn shed_back(
+        &mut self,
+        max: usize,
+        may_go: impl Fn(&Header) -> bool,
+        into: &mut Vec<Runnable<Header>>,
+    ) {
+        let RunQueue::Fifo(tasks) = self else { return };
+        for _ in 0..max {
+            match tasks.back() {
+                Some(runnable) if may_go(runnable.metadata()) => {}
+                _ => break,
+            }
+            into.extend(tasks.pop_back());
+        }
+    }
+
     #[inline]
     pub(crate) fn len(&self) -> usize {
         match self {

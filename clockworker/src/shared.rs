@@ -28,8 +28,8 @@
 //! pushed before the close, where the shutdown's drain after `close` finds
 //! it: never both, never lost.
 
-use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::task::Waker;
 
 use async_task::Runnable;
@@ -47,8 +47,22 @@ pub(crate) const MAIN: u8 = 2;
 /// running (by its host's IO driver, say) and went straight into its local
 /// queue: only the host needs waking. See `Core::enqueue_resting`.
 pub(crate) const LOCAL: u8 = 4;
+/// Another executor asked for tasks (see [`Shared::offer_thief`]). Only
+/// flagged, never rung: an idle executor does not wake up for it.
+pub(crate) const SHED: u8 = 8;
+/// Closures wait to run on the executor's thread (see [`Shared::call`]).
+pub(crate) const CALL: u8 = 16;
 
-#[derive(Debug, Default)]
+/// A closure to run on the executor's thread, at a poll boundary.
+pub(crate) struct Call(pub(crate) Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Call")
+    }
+}
+
+#[derive(Default)]
 struct Injector {
     tasks: Vec<Runnable<Header>>,
     /// Tasks aborted from outside the executor's run, to be woken.
@@ -57,6 +71,24 @@ struct Injector {
     dropped: Vec<Runnable<Header>>,
     /// Set once the executor has been dropped: new spawns are refused.
     closed: bool,
+    /// An idle executor with the same queue table that takes tasks this one
+    /// sheds (see [`Shared::offer_thief`]).
+    thief: Option<Arc<Shared>>,
+    /// Closures to run on the executor's thread.
+    calls: Vec<Call>,
+}
+
+impl std::fmt::Debug for Injector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the thief: two executors may each hold the other.
+        f.debug_struct("Injector")
+            .field("tasks", &self.tasks.len())
+            .field("aborts", &self.aborts.len())
+            .field("dropped", &self.dropped.len())
+            .field("calls", &self.calls.len())
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the executor takes out of the injector in one go.
@@ -97,8 +129,28 @@ pub(crate) struct Shared {
     doorbell: Doorbell,
     injector: Mutex<Injector>,
     pub(crate) clock: Clock,
-    /// A statistic, not part of the protocol: `std` even under loom.
+    /// Statistics, not part of the protocol: `std` even under loom.
     remote_schedules: AtomicU64,
+    counts: HookCounts,
+    /// A thief is waiting (a hint, read when a sheddable queue grows; the
+    /// thief itself is taken under the injector's lock).
+    wants_shed: std::sync::atomic::AtomicBool,
+}
+
+/// What the hooks for executors that work together (a pool) count, readable
+/// from any thread without waking the executor.
+#[derive(Debug, Default)]
+pub(crate) struct HookCounts {
+    /// Times the executor went idle (returned `Pending` with nothing to
+    /// run).
+    pub(crate) parks: AtomicU64,
+    /// Rings of the doorbell that could wake the executor's host: spawns and
+    /// wakes from outside its run (not requests for its stats).
+    pub(crate) wakeups: AtomicU64,
+    /// Tasks this executor handed to another one.
+    pub(crate) shed: AtomicU64,
+    /// Tasks another executor handed to this one.
+    pub(crate) moved_in: AtomicU64,
 }
 
 impl Shared {
@@ -108,6 +160,8 @@ impl Shared {
             injector: Mutex::new(Injector::default()),
             clock,
             remote_schedules: AtomicU64::new(0),
+            counts: HookCounts::default(),
+            wants_shed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -131,7 +185,14 @@ impl Shared {
 
     /// Sets `bit` and wakes the host if the executor may be waiting.
     pub(crate) fn notify(&self, bit: u8) {
-        self.doorbell.notify(bit);
+        if self.doorbell.notify(bit) {
+            self.counts.wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts of the hooks below, and of parks and wake-ups.
+    pub(crate) fn counts(&self) -> &HookCounts {
+        &self.counts
     }
 
     /// The executor is going idle: registers the host's waker for the next
@@ -226,9 +287,131 @@ impl Shared {
         std::mem::swap(&mut injector.dropped, &mut into.dropped);
     }
 
-    /// Refuses all future spawns (the executor is being dropped).
+    /// Refuses all future spawns (the executor is being dropped). Calls
+    /// that never ran are dropped here (their callers see their channels
+    /// close), and a thief is let go.
     pub(crate) fn close(&self) {
-        self.injector().closed = true;
+        let (calls, thief) = {
+            let mut injector = self.injector();
+            injector.closed = true;
+            (std::mem::take(&mut injector.calls), injector.thief.take())
+        };
+        drop((calls, thief));
+    }
+
+    // ----- hooks for executors that work together (a pool) ---------------
+    //
+    // The core knows nothing of pools. These are the hooks a pool's workers
+    // use: another thread runs a closure on the executor's thread
+    // (`call`), an idle executor offers to take queued tasks off a busy one
+    // (`offer_thief`, then `Core::shed` moves them with `move_in`), and the
+    // counts of parks, wake-ups and moved tasks.
+
+    /// Runs `call` on the executor's thread at its next poll boundary (as
+    /// soon as possible; it wakes the executor if idle), with the executor
+    /// current (`Handle::current` finds it). Given back if the executor is
+    /// closed. Ringing for a call does not count as a wake-up.
+    pub(crate) fn call(
+        &self,
+        call: Box<dyn FnOnce() + Send>,
+    ) -> Result<(), Box<dyn FnOnce() + Send>> {
+        {
+            let mut injector = self.injector();
+            if injector.closed {
+                return Err(call);
+            }
+            injector.calls.push(Call(call));
+        }
+        self.doorbell.notify(CALL);
+        Ok(())
+    }
+
+    /// Clears the `CALL` bit, then takes the waiting calls.
+    pub(crate) fn take_calls(&self) -> Vec<Call> {
+        self.clear(CALL);
+        std::mem::take(&mut self.injector().calls)
+    }
+
+    /// `thief` (an idle executor with the same queue table) would take
+    /// queued tasks of this executor's sheddable queues: at its next poll
+    /// boundary this executor hands it a batch, if it has one to spare, or
+    /// keeps the offer until a sheddable queue grows. Never wakes this
+    /// executor (an idle one has nothing to shed). One thief at a time;
+    /// later offers while one waits are ignored.
+    pub(crate) fn offer_thief(&self, thief: &Arc<Shared>) {
+        if self.wants_shed.load(Ordering::Relaxed) {
+            return;
+        }
+        {
+            let mut injector = self.injector();
+            if injector.closed {
+                return;
+            }
+            if injector.thief.is_none() {
+                injector.thief = Some(thief.clone());
+            }
+        }
+        self.wants_shed.store(true, Ordering::Relaxed);
+        self.doorbell.flag(SHED);
+    }
+
+    /// A thief is waiting for tasks.
+    #[inline]
+    pub(crate) fn wants_shed(&self) -> bool {
+        self.wants_shed.load(Ordering::Relaxed)
+    }
+
+    /// Asks for the next poll boundary to shed tasks (a sheddable queue
+    /// grew while a thief waits).
+    pub(crate) fn flag_shed(&self) {
+        self.doorbell.flag(SHED);
+    }
+
+    /// Clears the `SHED` bit, then takes the waiting thief.
+    pub(crate) fn take_thief(&self) -> Option<Arc<Shared>> {
+        self.clear(SHED);
+        let thief = self.injector().thief.take();
+        self.wants_shed.store(false, Ordering::Relaxed);
+        thief
+    }
+
+    /// Puts back a thief that got nothing: the offer stands.
+    pub(crate) fn keep_thief(&self, thief: Arc<Shared>) {
+        {
+            let mut injector = self.injector();
+            if injector.closed || thief.is_closed() {
+                return;
+            }
+            injector.thief.get_or_insert(thief);
+        }
+        self.wants_shed.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes tasks that another executor shed (their homes already point
+    /// here); gives them all back if this executor is closed.
+    pub(crate) fn move_in(
+        &self,
+        tasks: Vec<Runnable<Header>>,
+    ) -> Result<(), Vec<Runnable<Header>>> {
+        let now = self.clock.now();
+        let count = tasks.len() as u64;
+        {
+            let mut injector = self.injector();
+            if injector.closed {
+                return Err(tasks);
+            }
+            for runnable in tasks {
+                let header = runnable.metadata();
+                header.woken_at.store(now, Ordering::Relaxed);
+                header
+                    .arrival
+                    .store(crate::task::MOVED_IN, Ordering::Relaxed);
+                injector.tasks.push(runnable);
+            }
+        }
+        self.counts.moved_in.fetch_add(count, Ordering::Relaxed);
+        self.notify(REMOTE);
+        Ok(())
     }
 
     /// Gives the injector's memory back after a burst.

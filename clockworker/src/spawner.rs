@@ -39,15 +39,24 @@ pub struct Spawner<K> {
     index: u32,
     key: K,
     propagate_panics: bool,
+    /// The queue is sheddable: its tasks may move (see `task::Home`).
+    movable: bool,
 }
 
 impl<K: Copy> Spawner<K> {
-    pub(crate) fn new(shared: Arc<Shared>, index: u32, key: K, propagate_panics: bool) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        index: u32,
+        key: K,
+        propagate_panics: bool,
+        movable: bool,
+    ) -> Self {
         Spawner {
             shared,
             index,
             key,
             propagate_panics,
+            movable,
         }
     }
 
@@ -126,6 +135,7 @@ impl<K: Copy> Spawner<K> {
             remote: true,
             placement,
             propagate_panics: self.propagate_panics,
+            movable: self.movable,
         };
         let (runnable, handle) = spec.build_send(future);
         if let Err(runnable) = self.shared.inject_new(runnable) {
@@ -133,6 +143,15 @@ impl<K: Copy> Spawner<K> {
             let _ = task::drop_task(runnable);
         }
         handle
+    }
+
+    /// The same spawner, whose tasks never move to another executor (a
+    /// pool's `spawn_on` shell must run where it was sent).
+    pub(crate) fn fixed(&self) -> Spawner<K> {
+        Spawner {
+            movable: false,
+            ..self.clone()
+        }
     }
 
     /// The queue's key.
@@ -164,6 +183,7 @@ impl<K: Copy> Clone for Spawner<K> {
             index: self.index,
             key: self.key,
             propagate_panics: self.propagate_panics,
+            movable: self.movable,
         }
     }
 }

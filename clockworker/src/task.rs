@@ -26,14 +26,15 @@
 //! the answer.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::num::NonZeroU64;
 use std::panic::{AssertUnwindSafe, Location};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use async_task::{Builder, Runnable, WithInfo};
@@ -41,6 +42,7 @@ use async_task::{Builder, Runnable, WithInfo};
 use crate::error::{JoinError, TaskPanic};
 use crate::join::JoinHandle;
 use crate::shared::Shared;
+use crate::sync::{Mutex, MutexGuard};
 
 /// An opaque, process-unique identifier of a task.
 ///
@@ -182,7 +184,7 @@ pub(crate) struct Header {
     /// The executor the task belongs to. Kept here rather than in the
     /// schedule closure so that the closure is zero-sized: async-task then
     /// skips a waker clone and drop around every reschedule.
-    pub(crate) shared: Arc<Shared>,
+    home: Home,
     pub(crate) id: TaskId,
     /// Index of the queue the task belongs to.
     pub(crate) queue: u32,
@@ -193,15 +195,41 @@ pub(crate) struct Header {
     /// Set by `JoinHandle::abort`; the run loop drops the task instead of
     /// polling it.
     pub(crate) aborted: AtomicBool,
-    /// A task spawned through a `Spawner` that the executor has not seen
-    /// yet (it counts it when it first drains it from the injector).
-    pub(crate) fresh: AtomicBool,
+    /// How the task last arrived through the injector, until the executor
+    /// takes note of it: [`ARRIVED`] (seen), [`SPAWNED_REMOTELY`] (a spawn
+    /// through a `Spawner`: the executor counts it when it first drains it)
+    /// or [`MOVED_IN`] (shed by another executor: it joins this one's books
+    /// without counting as a spawn).
+    pub(crate) arrival: AtomicU8,
     /// The future may be `!Send`: the task must be run and dropped on the
     /// thread that spawned it.
     pub(crate) local: bool,
     /// The task's group and hint, boxed and present only when either is
     /// set: every task pays 8 bytes for them, not 24.
     placement: Option<Box<Placement>>,
+}
+
+/// [`Header::arrival`]: the executor has taken note of the task.
+pub(crate) const ARRIVED: u8 = 0;
+/// [`Header::arrival`]: spawned from another thread, not yet counted.
+pub(crate) const SPAWNED_REMOTELY: u8 = 1;
+/// [`Header::arrival`]: handed over by another executor (see `Core::shed`).
+pub(crate) const MOVED_IN: u8 = 2;
+
+/// The executor a task belongs to.
+///
+/// Almost every task is [`Fixed`](Home::Fixed) to the executor it was
+/// spawned on. A `Send` task spawned onto a *sheddable* queue (a pool's
+/// stealing queue) is [`Movable`](Home::Movable): while it is queued and
+/// has never run, its executor may hand it to another one built with the
+/// same queue table (`Core::shed`), which rewrites its home before the task
+/// reaches the new executor. No wake can read the home while it is being
+/// rewritten: the task is queued (scheduled), so no waker schedules it, and
+/// the new executor only sees it through its injector's lock, taken after
+/// the rewrite. The lock is only there because the header is shared.
+pub(crate) enum Home {
+    Fixed(Arc<Shared>),
+    Movable(Mutex<Arc<Shared>>),
 }
 
 /// Where a new task goes inside its queue: its group (with the weight the
@@ -236,8 +264,39 @@ impl Header {
     /// The executor that owns the task is `shared`.
     #[inline]
     pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
-        Arc::ptr_eq(&self.shared, shared)
+        match &self.home {
+            Home::Fixed(home) => Arc::ptr_eq(home, shared),
+            Home::Movable(home) => Arc::ptr_eq(&lock(home), shared),
+        }
     }
+
+    /// The executor that owns the task (borrowed, unless the task may move).
+    #[inline]
+    pub(crate) fn home(&self) -> Cow<'_, Arc<Shared>> {
+        match &self.home {
+            Home::Fixed(home) => Cow::Borrowed(home),
+            Home::Movable(home) => Cow::Owned(lock(home).clone()),
+        }
+    }
+
+    /// The task may be handed to another executor (see [`Home`]).
+    #[inline]
+    pub(crate) fn movable(&self) -> bool {
+        matches!(self.home, Home::Movable(_))
+    }
+
+    /// Makes `shared` the task's executor; only for a movable task that
+    /// its current executor holds, queued (see [`Home`]).
+    pub(crate) fn move_to(&self, shared: Arc<Shared>) {
+        if let Home::Movable(home) = &self.home {
+            *lock(home) = shared;
+        }
+    }
+}
+
+/// No user code runs under a home's lock: poisoning cannot leave it torn.
+fn lock(home: &Mutex<Arc<Shared>>) -> MutexGuard<'_, Arc<Shared>> {
+    home.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl fmt::Debug for Header {
@@ -265,20 +324,32 @@ pub(crate) struct TaskSpec {
     pub(crate) placement: Placement,
     /// Task panics resume out of `run_until` (the executor's panic mode).
     pub(crate) propagate_panics: bool,
+    /// The queue is sheddable and the task may move (see [`Home`]); only
+    /// honoured for `Send` tasks.
+    pub(crate) movable: bool,
 }
 
 impl TaskSpec {
     #[inline]
     fn header(self, local: bool) -> (Header, bool) {
         let placement = &self.placement;
+        let home = if self.movable && !local {
+            Home::Movable(Mutex::new(self.shared))
+        } else {
+            Home::Fixed(self.shared)
+        };
         let header = Header {
-            shared: self.shared,
+            home,
             id: TaskId::next(),
             queue: self.queue,
             label: self.label,
             woken_at: AtomicU64::new(self.now),
             aborted: AtomicBool::new(false),
-            fresh: AtomicBool::new(self.remote),
+            arrival: AtomicU8::new(if self.remote {
+                SPAWNED_REMOTELY
+            } else {
+                ARRIVED
+            }),
             local,
             placement: (placement.group.is_some() || placement.hint != 0)
                 .then(|| Box::new(self.placement)),

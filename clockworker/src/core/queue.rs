@@ -22,6 +22,9 @@ pub(crate) struct LocalQueue {
     pub(crate) groups: RefCell<GroupTable>,
     pub(crate) weight: u32,
     pub(crate) counters: QueueCounters,
+    /// Queued `Send` tasks may be handed to another executor (see
+    /// `Core::shed`).
+    pub(crate) sheddable: bool,
 }
 
 impl LocalQueue {
@@ -34,6 +37,7 @@ impl LocalQueue {
             groups: RefCell::new(GroupTable::default()),
             weight,
             counters: QueueCounters::new(),
+            sheddable: false,
         }
     }
 

@@ -30,11 +30,22 @@ pub(crate) fn should_shrink(len: usize, capacity: usize) -> Option<usize> {
     (capacity > KEEP && capacity / 4 > len).then(|| (len * 2).max(KEEP))
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Registry {
     parked: RefCell<Wakers>,
     /// Tasks alive: spawned (and seen, for remote spawns) and not finished.
     live: Cell<usize>,
+    /// Woken when `live` drops to zero (see `Core::wake_when_drained`).
+    on_empty: Cell<Option<Waker>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("live", &self.live.get())
+            .field("parked", &self.parked.try_borrow().map(|p| p.len()).ok())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Registry {
@@ -51,13 +62,35 @@ impl Registry {
     /// A task finished; `parked`: it was registered.
     #[inline]
     pub(crate) fn retire(&self, id: TaskId, parked: bool) {
-        self.live.set(self.live.get().saturating_sub(1));
+        self.release();
         if parked {
             // Take the waker out first: dropping it may free the task,
             // whose drop must not find the table borrowed.
             let waker = self.parked.borrow_mut().remove(&id);
             drop(waker);
         }
+    }
+
+    /// A task left the executor (finished, or handed to another one).
+    #[inline]
+    pub(crate) fn release(&self) {
+        let live = self.live.get().saturating_sub(1);
+        self.live.set(live);
+        if live == 0
+            && let Some(waker) = self.on_empty.take()
+        {
+            waker.wake();
+        }
+    }
+
+    /// Wakes `waker` once no task is left (replacing an earlier one).
+    pub(crate) fn wake_when_empty(&self, waker: Waker) {
+        self.on_empty.set(Some(waker));
+    }
+
+    /// The task is registered (it has parked before).
+    pub(crate) fn contains(&self, id: TaskId) -> bool {
+        self.parked.borrow().contains_key(&id)
     }
 
     /// A task returned `Pending` for the first time.

@@ -11,7 +11,7 @@ use async_task::Runnable;
 
 use super::{Core, Exit, LocalQueue};
 use crate::sched::PollOutcome;
-use crate::shared::{MAIN, REMOTE};
+use crate::shared::{CALL, MAIN, REMOTE, SHED};
 use crate::stats::bump;
 use crate::task::{self, Header, Outcome, Signal, TaskId};
 
@@ -54,6 +54,14 @@ impl Core {
             if attention != 0 {
                 if attention & REMOTE != 0 {
                     self.drain_injected();
+                }
+                if attention & (SHED | CALL) != 0 {
+                    if attention & CALL != 0 {
+                        self.run_calls();
+                    }
+                    if attention & SHED != 0 {
+                        self.shed();
+                    }
                 }
                 if attention & MAIN != 0
                     && polls > 0
@@ -209,7 +217,7 @@ impl Core {
     #[cold]
     #[inline(never)]
     pub(super) fn hand_back_foreign(&self, runnable: Runnable<Header>) {
-        let owner = runnable.metadata().shared.clone();
+        let owner = runnable.metadata().home().into_owned();
         runnable
             .metadata()
             .woken_at

@@ -270,7 +270,7 @@ impl Drop for ReadyTask {
         if let Some(runnable) = self.runnable.take() {
             // A scheduler let go of a task: its executor cancels it rather
             // than lose it.
-            let shared = runnable.metadata().shared.clone();
+            let shared = runnable.metadata().home().into_owned();
             if let Err(runnable) = shared.hand_back_dropped(runnable) {
                 // Its executor is gone; a `Send` task is dropped here.
                 crate::task::drop_orphan(runnable);

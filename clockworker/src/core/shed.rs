@@ -1,0 +1,156 @@
+//! The hooks that let executors work together (a pool's workers) without
+//! the core knowing about pools: handing queued tasks to an idle executor
+//! (`shed`), running closures sent from other threads (`run_calls`), going
+//! idle (`went_idle`), and waiting until every task is done
+//! (`wake_when_drained`).
+//!
+//! # Shedding
+//!
+//! An idle executor offers itself as a *thief* to a busy one
+//! ([`Shared::offer_thief`](crate::shared::Shared::offer_thief)), which
+//! flags the busy one's `SHED` bit without waking it. At its next poll
+//! boundary the busy executor takes the thief and moves up to half of each
+//! sheddable queue (at most [`SHED_BATCH`] tasks in all) to it, newest
+//! first; if it has fewer than two tasks to spare it keeps the offer, and
+//! the next push into a sheddable queue that leaves two or more tasks there
+//! flags the bit again. A task moves only if it is `Send`, movable (spawned
+//! onto a sheddable queue), in no group, not aborted and has never run:
+//! it is then in no executor's registry, so its new executor's books (live
+//! count, registry) are complete, and no waker of it exists outside its
+//! `Runnable`, which this executor holds. Its home is rewritten before the
+//! thief's injector receives it, so every later wake goes to the thief
+//! (see `task::Home`). A thief that closed in the meantime gives the tasks
+//! back, and they stay here.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Waker;
+
+use async_task::Runnable;
+
+use super::Core;
+use crate::shared::{REMOTE, Shared};
+use crate::task::Header;
+
+/// The most tasks one shed moves.
+pub(crate) const SHED_BATCH: usize = 128;
+
+impl Core {
+    /// A push left `len` tasks in a sheddable queue: if a thief waits and
+    /// there is a task to spare, the next poll boundary sheds.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn note_backlog(&self, len: usize) {
+        if len >= 2 && self.shared.wants_shed() {
+            self.shared.flag_shed();
+        }
+    }
+
+    /// Hands a batch of queued tasks to the waiting thief, if any (see the
+    /// module docs).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn shed(&self) {
+        let Some(thief) = self.shared.take_thief() else {
+            return;
+        };
+        if self.is_closed() || Arc::ptr_eq(&thief, &self.shared) {
+            return;
+        }
+        let mut batch = Vec::new();
+        for queue in self.queues.iter().filter(|queue| queue.sheddable) {
+            let Ok(mut tasks) = queue.tasks.try_borrow_mut() else {
+                continue;
+            };
+            let spare = (tasks.len() / 2).min(SHED_BATCH - batch.len());
+            tasks.shed_back(spare, |header| self.may_shed(header), &mut batch);
+        }
+        if batch.is_empty() {
+            self.shared.keep_thief(thief);
+            return;
+        }
+        for runnable in &batch {
+            runnable.metadata().move_to(thief.clone());
+        }
+        let count = batch.len();
+        match thief.move_in(batch) {
+            Ok(()) => {
+                for _ in 0..count {
+                    self.registry.release();
+                }
+                self.shared
+                    .counts()
+                    .shed
+                    .fetch_add(count as u64, Ordering::Relaxed);
+            }
+            Err(batch) => {
+                // The thief closed: the tasks stay.
+                for runnable in batch {
+                    runnable.metadata().move_to(self.shared.clone());
+                    self.requeue(runnable);
+                }
+            }
+        }
+    }
+
+    /// A task that may go to another executor (see the module docs).
+    fn may_shed(&self, header: &Header) -> bool {
+        !header.local
+            && header.movable()
+            && header.group().is_none()
+            && !header.aborted.load(Ordering::Relaxed)
+            && !self.registry.contains(header.id)
+    }
+
+    /// Runs the closures other threads sent (`Shared::call`), each with
+    /// its panic caught: they are the pool's own, and a panic must not
+    /// unwind through the run loop.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn run_calls(&self) {
+        for call in self.shared.take_calls() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call.0));
+        }
+    }
+
+    /// The executor goes idle: counts the park (if a task ran since the
+    /// last one: a wake-up that only ran calls, such as a stats request,
+    /// is not one) and runs the idle hook (a pool's worker offers itself to
+    /// busy workers there).
+    pub(crate) fn went_idle(&self) {
+        let polls: u64 = self.queues.iter().map(|q| q.counters.polls.get()).sum();
+        if polls != self.polls_at_park.replace(polls) {
+            self.shared.counts().parks.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(hook) = &self.on_idle {
+            hook();
+        }
+    }
+
+    /// Every task is done and nothing waits in the injector.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.live_tasks() == 0 && self.shared.attention() & REMOTE == 0 && !self.has_runnable()
+    }
+
+    /// Wakes `waker` once the last live task finishes.
+    pub(crate) fn wake_when_drained(&self, waker: Waker) {
+        self.registry.wake_when_empty(waker);
+    }
+
+    /// The thief a shed was meant for is gone: a moved task comes back.
+    fn requeue(&self, runnable: Runnable<Header>) {
+        self.enqueue(runnable);
+    }
+
+    /// Queue `index` is sheddable.
+    pub(crate) fn is_sheddable(&self, index: u32) -> bool {
+        self.queues
+            .get(index as usize)
+            .is_some_and(|queue| queue.sheddable)
+    }
+
+    /// The shared state of this executor, for a pool that keeps it.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
