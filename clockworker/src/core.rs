@@ -264,15 +264,40 @@ impl Core {
         F::Output: 'static,
     {
         let (runnable, handle) = self.local_spec(index, label, placement).build_local(future);
+        self.admit_new(runnable);
+        handle
+    }
+
+    /// Spawns a `Send` task onto queue `index` from the executor's thread:
+    /// as [`spawn_local`](Self::spawn_local), but the task may run on, and
+    /// move to, another thread (a pool's stealing).
+    pub(crate) fn spawn_send<F>(
+        &self,
+        index: u32,
+        future: F,
+        label: TaskLabel,
+        placement: Option<Placement>,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (runnable, handle) = self.local_spec(index, label, placement).build_send(future);
+        self.admit_new(runnable);
+        handle
+    }
+
+    /// A task spawned on this thread enters its queue.
+    #[inline]
+    fn admit_new(&self, runnable: Runnable<Header>) {
         if self.closed.get() {
             // The executor is shutting down: the future is dropped unpolled
             // and the handle resolves to `Cancelled`.
             let _ = task::drop_task(runnable);
-            return handle;
+            return;
         }
         self.admit(runnable.metadata());
         self.enqueue(runnable);
-        handle
     }
 
     /// The group a task spawned onto queue `index` inherits: that of the

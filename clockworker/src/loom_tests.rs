@@ -40,7 +40,7 @@ use loom::thread;
 
 use crate::clock::Clock;
 use crate::park::Parker;
-use crate::shared::{Injected, REMOTE, Shared};
+use crate::shared::{CALL, Injected, REMOTE, SHED, Shared};
 use crate::task::{Header, Placement, TaskId, TaskLabel, TaskSpec};
 
 /// Runs `model` under loom and prints how many executions it explored
@@ -66,6 +66,11 @@ fn new_shared() -> Arc<Shared> {
 /// A task of `shared`'s executor, built as every spawn path builds one
 /// (`TaskSpec::build_send`), never polled; and its id.
 fn new_task(shared: &Arc<Shared>, remote: bool) -> (Runnable<Header>, TaskId) {
+    new_task_of(shared, remote, false)
+}
+
+/// [`new_task`], movable (spawned onto a sheddable queue) or not.
+fn new_task_of(shared: &Arc<Shared>, remote: bool, movable: bool) -> (Runnable<Header>, TaskId) {
     let spec = TaskSpec {
         shared: shared.clone(),
         queue: 0,
@@ -74,7 +79,7 @@ fn new_task(shared: &Arc<Shared>, remote: bool) -> (Runnable<Header>, TaskId) {
         remote,
         placement: Placement::default(),
         propagate_panics: false,
-        movable: false,
+        movable,
     };
     let (runnable, handle) = spec.build_send(async {});
     drop(handle);
@@ -360,5 +365,157 @@ fn loom_park_ignores_a_spurious_unpark() {
             replied.load(Ordering::Relaxed),
             "park returned before the wake"
         );
+    });
+}
+
+// ----- the pool's protocols --------------------------------------------------
+
+/// A worker shutting down (`Shared::close`, then the shutdown's drain) while
+/// a busy worker sheds a task to it (`Core::shed`: rewrite the task's home,
+/// then `move_in`; on refusal, the home goes back and the task stays). The
+/// task ends up in exactly one place: drained by the thief, with its home
+/// there, or kept by the victim, with its home back; a wake after that goes
+/// where the task is.
+#[test]
+fn loom_shed_to_a_closing_thief() {
+    check(|| {
+        let victim = new_shared();
+        let thief = new_shared();
+        let (runnable, id) = new_task_of(&victim, false, true);
+        victim.offer_thief(&thief);
+
+        let shedder = {
+            let victim = victim.clone();
+            thread::spawn(move || {
+                // `Core::shed`, with one task to spare.
+                let thief = victim.take_thieves().pop().expect("the offer stands");
+                runnable.metadata().move_to(thief.clone());
+                match thief.move_in(vec![runnable]) {
+                    Ok(()) => None,
+                    Err(mut back) => {
+                        let runnable = back.pop().unwrap();
+                        runnable.metadata().move_to(victim.clone());
+                        Some(runnable)
+                    }
+                }
+            })
+        };
+        // The thief's shutdown: close, then drain.
+        thief.close();
+        let mut batch = Injected::default();
+        thief.take_injected(&mut batch);
+        let kept = shedder.join().unwrap();
+
+        let drained: Vec<TaskId> = batch.tasks.iter().map(|r| r.metadata().id).collect();
+        match kept {
+            Some(runnable) => {
+                assert!(drained.is_empty(), "the task is in two places");
+                assert!(runnable.metadata().belongs_to(&victim));
+                // A wake now goes to the victim.
+                assert!(victim.inject(runnable).is_ok());
+            }
+            None => {
+                assert_eq!(drained, [id], "the task was lost");
+                let runnable = &batch.tasks[0];
+                assert!(runnable.metadata().belongs_to(&thief));
+                assert!(!runnable.metadata().belongs_to(&victim));
+            }
+        }
+    });
+}
+
+/// An idle worker's offer (`offer_thief`: store the thief, then flag
+/// `SHED`) against the busy worker's poll boundary (read the bits; on
+/// `SHED`, `take_thief`, which clears the bit first). The offer is never
+/// lost: either the boundary took the thief, or the bit is still set with
+/// the thief stored, for the next boundary.
+#[test]
+fn loom_offer_and_poll_boundary() {
+    check(|| {
+        let victim = new_shared();
+        let thief = new_shared();
+        let offering = {
+            let (victim, thief) = (victim.clone(), thief.clone());
+            thread::spawn(move || victim.offer_thief(&thief))
+        };
+        let took = if victim.attention() & SHED != 0 {
+            victim.take_thieves().pop()
+        } else {
+            None
+        };
+        offering.join().unwrap();
+        match took {
+            Some(taken) => assert!(Arc::ptr_eq(&taken, &thief)),
+            None => {
+                assert_ne!(victim.attention() & SHED, 0, "the offer went unannounced");
+                let taken = victim.take_thieves().pop().expect("the offer was lost");
+                assert!(Arc::ptr_eq(&taken, &thief));
+            }
+        }
+    });
+}
+
+/// The pool asks a worker to stop (`Control::request`: set the mode, then
+/// wake) while the worker's `run_until` future goes to sleep
+/// (`register_and_read`: register, then read the mode): either the worker
+/// reads the new mode or its waker is woken.
+#[test]
+fn loom_stop_request_and_sleeping_worker() {
+    use crate::pool::worker::{Control, DRAIN, RUNNING};
+    check(|| {
+        let control = Arc::new(Control::new());
+        let host = Arc::new(Host::default());
+        let pool = {
+            let control = control.clone();
+            thread::spawn(move || control.request(DRAIN))
+        };
+        let seen = control.register_and_read(&Waker::from(host.clone()));
+        pool.join().unwrap();
+        if seen == RUNNING {
+            assert!(
+                host.wakes.load(Ordering::Acquire) > 0,
+                "the worker sleeps through the stop request"
+            );
+        }
+        assert_eq!(control.mode(), DRAIN);
+    });
+}
+
+/// A call (a stats request) sent while the worker closes: it runs exactly
+/// once (taken by the worker before the close), or is refused or dropped
+/// by the close, so its caller sees its channel close; never lost with the
+/// caller waiting.
+#[test]
+fn loom_call_and_close() {
+    check(|| {
+        let shared = new_shared();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let caller = {
+            let (shared, ran) = (shared.clone(), ran.clone());
+            thread::spawn(move || {
+                let call = Box::new(move || {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                });
+                shared.call(call).is_ok()
+            })
+        };
+        // The worker: one poll boundary, then its shutdown closes.
+        let mut taken = if shared.attention() & CALL != 0 {
+            shared.take_calls()
+        } else {
+            Vec::new()
+        };
+        shared.close();
+        let accepted = caller.join().unwrap();
+        for call in taken.drain(..) {
+            (call.0)();
+        }
+        let runs = ran.load(Ordering::Relaxed);
+        assert!(runs <= 1);
+        if accepted && runs == 0 {
+            // Accepted before the close and not taken: the close dropped it
+            // (the closure, and with it the caller's sender, is gone).
+            assert!(shared.take_calls().is_empty());
+        }
     });
 }

@@ -131,6 +131,7 @@ impl<F: Future> RunUntil<'_, F> {
         // While we run, remote wakes need not wake the host, and local
         // wakes have done their job.
         core.shared.unregister_host();
+        core.shared.set_idle(false);
         if core.shared.attention() & LOCAL != 0 {
             core.shared.clear(LOCAL);
         }

@@ -71,10 +71,10 @@ impl RunQueue {
         }
     }
 
-    /// Moves up to `max` tasks from the back of a FIFO queue into `into`,
-    /// newest first, stopping at the first one `may_go` refuses (so the
-    /// tasks that stay keep their order). A custom scheduler's queue gives
-    /// nothing: only it knows its order.
+    /// Moves up to `max` tasks that `may_go` accepts from the back of a
+    /// FIFO queue into `into`, newest first. The tasks it refuses stay, in
+    /// their order; it looks at no more than `2 * max` tasks. A custom
+    /// scheduler's queue gives nothing: only it knows its order.
     pub(crate) fn shed_back(
         &mut self,
         max: usize,
@@ -82,13 +82,20 @@ impl RunQueue {
         into: &mut Vec<Runnable<Header>>,
     ) {
         let RunQueue::Fifo(tasks) = self else { return };
-        for _ in 0..max {
-            match tasks.back() {
-                Some(runnable) if may_go(runnable.metadata()) => {}
-                _ => break,
+        let mut staying = Vec::new();
+        let mut moved = 0;
+        while moved < max && staying.len() < max {
+            let Some(runnable) = tasks.pop_back() else {
+                break;
+            };
+            if may_go(runnable.metadata()) {
+                into.push(runnable);
+                moved += 1;
+            } else {
+                staying.push(runnable);
             }
-            into.extend(tasks.pop_back());
         }
+        tasks.extend(staying.into_iter().rev());
     }
 
     #[inline]

@@ -71,9 +71,9 @@ struct Injector {
     dropped: Vec<Runnable<Header>>,
     /// Set once the executor has been dropped: new spawns are refused.
     closed: bool,
-    /// An idle executor with the same queue table that takes tasks this one
-    /// sheds (see [`Shared::offer_thief`]).
-    thief: Option<Arc<Shared>>,
+    /// Idle executors with the same queue table that take tasks this one
+    /// sheds (see [`Shared::offer_thief`]), each once, in offer order.
+    thieves: Vec<Arc<Shared>>,
     /// Closures to run on the executor's thread.
     calls: Vec<Call>,
 }
@@ -86,6 +86,7 @@ impl std::fmt::Debug for Injector {
             .field("aborts", &self.aborts.len())
             .field("dropped", &self.dropped.len())
             .field("calls", &self.calls.len())
+            .field("thieves", &self.thieves.len())
             .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
@@ -132,9 +133,12 @@ pub(crate) struct Shared {
     /// Statistics, not part of the protocol: `std` even under loom.
     remote_schedules: AtomicU64,
     counts: HookCounts,
-    /// A thief is waiting (a hint, read when a sheddable queue grows; the
-    /// thief itself is taken under the injector's lock).
+    /// A thief is waiting (a hint, read when a sheddable queue grows; it
+    /// changes only under the injector's lock, with the thieves).
     wants_shed: std::sync::atomic::AtomicBool,
+    /// The executor went idle and has not run since (a hint for shedding:
+    /// a thief that got busy in the meantime is skipped).
+    idle: std::sync::atomic::AtomicBool,
 }
 
 /// What the hooks for executors that work together (a pool) count, readable
@@ -162,6 +166,7 @@ impl Shared {
             remote_schedules: AtomicU64::new(0),
             counts: HookCounts::default(),
             wants_shed: std::sync::atomic::AtomicBool::new(false),
+            idle: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -294,7 +299,10 @@ impl Shared {
         let (calls, thief) = {
             let mut injector = self.injector();
             injector.closed = true;
-            (std::mem::take(&mut injector.calls), injector.thief.take())
+            (
+                std::mem::take(&mut injector.calls),
+                std::mem::take(&mut injector.thieves),
+            )
         };
         drop((calls, thief));
     }
@@ -336,23 +344,31 @@ impl Shared {
     /// queued tasks of this executor's sheddable queues: at its next poll
     /// boundary this executor hands it a batch, if it has one to spare, or
     /// keeps the offer until a sheddable queue grows. Never wakes this
-    /// executor (an idle one has nothing to shed). One thief at a time;
-    /// later offers while one waits are ignored.
+    /// executor (an idle one has nothing to shed). A thief whose offer
+    /// stands is not added twice (but the bit is flagged again).
     pub(crate) fn offer_thief(&self, thief: &Arc<Shared>) {
-        if self.wants_shed.load(Ordering::Relaxed) {
-            return;
-        }
         {
             let mut injector = self.injector();
             if injector.closed {
                 return;
             }
-            if injector.thief.is_none() {
-                injector.thief = Some(thief.clone());
+            if !injector.thieves.iter().any(|t| Arc::ptr_eq(t, thief)) {
+                injector.thieves.push(thief.clone());
             }
+            self.wants_shed.store(true, Ordering::Relaxed);
         }
-        self.wants_shed.store(true, Ordering::Relaxed);
         self.doorbell.flag(SHED);
+    }
+
+    /// The executor went idle (`true`) or started a run (`false`).
+    #[inline]
+    pub(crate) fn set_idle(&self, idle: bool) {
+        self.idle.store(idle, Ordering::Relaxed);
+    }
+
+    /// The executor is idle: it went idle and has not run since.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.idle.load(Ordering::Relaxed)
     }
 
     /// A thief is waiting for tasks.
@@ -367,24 +383,28 @@ impl Shared {
         self.doorbell.flag(SHED);
     }
 
-    /// Clears the `SHED` bit, then takes the waiting thief.
-    pub(crate) fn take_thief(&self) -> Option<Arc<Shared>> {
+    /// Clears the `SHED` bit, then takes the waiting thieves.
+    pub(crate) fn take_thieves(&self) -> Vec<Arc<Shared>> {
         self.clear(SHED);
-        let thief = self.injector().thief.take();
+        let mut injector = self.injector();
         self.wants_shed.store(false, Ordering::Relaxed);
-        thief
+        std::mem::take(&mut injector.thieves)
     }
 
-    /// Puts back a thief that got nothing: the offer stands.
-    pub(crate) fn keep_thief(&self, thief: Arc<Shared>) {
-        {
-            let mut injector = self.injector();
-            if injector.closed || thief.is_closed() {
-                return;
-            }
-            injector.thief.get_or_insert(thief);
+    /// Puts back thieves that got nothing: their offers stand.
+    pub(crate) fn keep_thieves(&self, thieves: impl IntoIterator<Item = Arc<Shared>>) {
+        let mut injector = self.injector();
+        if injector.closed {
+            return;
         }
-        self.wants_shed.store(true, Ordering::Relaxed);
+        for thief in thieves {
+            if !thief.is_closed() && !injector.thieves.iter().any(|t| Arc::ptr_eq(t, &thief)) {
+                injector.thieves.push(thief);
+            }
+        }
+        if !injector.thieves.is_empty() {
+            self.wants_shed.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Takes tasks that another executor shed (their homes already point

@@ -9,11 +9,11 @@
 //! An idle executor offers itself as a *thief* to a busy one
 //! ([`Shared::offer_thief`](crate::shared::Shared::offer_thief)), which
 //! flags the busy one's `SHED` bit without waking it. At its next poll
-//! boundary the busy executor takes the thief and moves up to half of each
-//! sheddable queue (at most [`SHED_BATCH`] tasks in all) to it, newest
-//! first; if it has fewer than two tasks to spare it keeps the offer, and
-//! the next push into a sheddable queue that leaves two or more tasks there
-//! flags the bit again. A task moves only if it is `Send`, movable (spawned
+//! boundary the busy executor takes the waiting thieves and moves, to each
+//! in turn, up to half of what is left in its sheddable queues (at most
+//! [`SHED_BATCH`] tasks per thief), newest first; once it has nothing to
+//! spare it keeps the remaining offers, and the next push into a sheddable
+//! queue that leaves two or more tasks there flags the bit again. A task moves only if it is `Send`, movable (spawned
 //! onto a sheddable queue), in no group, not aborted and has never run:
 //! it is then in no executor's registry, so its new executor's books (live
 //! count, registry) are complete, and no waker of it exists outside its
@@ -51,12 +51,28 @@ impl Core {
     #[cold]
     #[inline(never)]
     pub(super) fn shed(&self) {
-        let Some(thief) = self.shared.take_thief() else {
-            return;
-        };
-        if self.is_closed() || Arc::ptr_eq(&thief, &self.shared) {
+        let thieves = self.shared.take_thieves();
+        if self.is_closed() {
             return;
         }
+        let mut thieves = thieves.into_iter();
+        while let Some(thief) = thieves.next() {
+            if Arc::ptr_eq(&thief, &self.shared) || !thief.is_idle() {
+                // A thief that got work since its offer has withdrawn it
+                // (it offers again when it next goes idle).
+                continue;
+            }
+            if !self.shed_to(&thief) {
+                // Nothing to spare: this offer and the rest stand.
+                self.shared
+                    .keep_thieves(std::iter::once(thief).chain(thieves));
+                return;
+            }
+        }
+    }
+
+    /// Moves a batch to `thief`; whether there was one to move.
+    fn shed_to(&self, thief: &Arc<Shared>) -> bool {
         let mut batch = Vec::new();
         for queue in self.queues.iter().filter(|queue| queue.sheddable) {
             let Ok(mut tasks) = queue.tasks.try_borrow_mut() else {
@@ -66,8 +82,7 @@ impl Core {
             tasks.shed_back(spare, |header| self.may_shed(header), &mut batch);
         }
         if batch.is_empty() {
-            self.shared.keep_thief(thief);
-            return;
+            return false;
         }
         for runnable in &batch {
             runnable.metadata().move_to(thief.clone());
@@ -84,13 +99,15 @@ impl Core {
                     .fetch_add(count as u64, Ordering::Relaxed);
             }
             Err(batch) => {
-                // The thief closed: the tasks stay.
+                // The thief closed: the tasks stay (a closed thief's
+                // offer is dropped).
                 for runnable in batch {
                     runnable.metadata().move_to(self.shared.clone());
                     self.requeue(runnable);
                 }
             }
         }
+        true
     }
 
     /// A task that may go to another executor (see the module docs).
@@ -122,6 +139,7 @@ impl Core {
         if polls != self.polls_at_park.replace(polls) {
             self.shared.counts().parks.fetch_add(1, Ordering::Relaxed);
         }
+        self.shared.set_idle(true);
         if let Some(hook) = &self.on_idle {
             hook();
         }

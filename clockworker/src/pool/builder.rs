@@ -172,11 +172,12 @@ impl<K> PoolBuilder<K> {
     /// Lets idle workers take queued `Send` tasks of this queue from busy
     /// workers, in batches (off by default: thread-per-core locality).
     ///
-    /// Only tasks that have not run yet move, and only `Send` ones spawned
-    /// onto this queue ([`Pool::spawn`], a worker's
-    /// [`Spawner`](crate::Spawner), or `spawn!`/a queue handle on a worker
-    /// with a `Send` future); a `!Send` task ([`Pool::spawn_on`]) and a
-    /// task in a [group](crate::QueueHandle::group) never move. A moved
+    /// Only tasks that have not run yet move, and only those spawned as
+    /// `Send` tasks onto this queue: by [`Pool::spawn`] (from anywhere) or
+    /// a worker's [`Spawner`](crate::Spawner). A task spawned on a worker
+    /// through its executor (`spawn!`, a queue handle: these take `!Send`
+    /// futures too), a [`Pool::spawn_on`] task and a task in a
+    /// [group](crate::QueueHandle::group) never move. A moved
     /// task joins the back of the thief's queue of the same key, and its
     /// later wakes go to the thief. The queue must use the FIFO scheduler;
     /// an unknown key or a custom scheduler is a [`BuildError::Stealing`].

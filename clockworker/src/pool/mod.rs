@@ -47,7 +47,7 @@
 mod builder;
 mod placement;
 mod stats;
-mod worker;
+pub(crate) mod worker;
 
 use std::any::Any;
 use std::cell::Cell;
@@ -151,7 +151,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
         let shared = Arc::new(PoolShared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             config,
-            controls: (0..workers).map(|_| Control::default()).collect(),
+            controls: (0..workers).map(|_| Control::new()).collect(),
             peers: OnceLock::new(),
             ends: Mutex::new(Ends {
                 ends: (0..workers).map(|_| None).collect(),
@@ -214,7 +214,18 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
                 }));
             }
         };
-        let peers = slots.iter().map(|slot| slot.shared.clone()).collect();
+        let peers: Box<[Arc<Shared>]> = slots.iter().map(|slot| slot.shared.clone()).collect();
+        if shared.config.queues.iter().any(|queue| queue.stealing) {
+            // Every worker went idle before it knew its peers: each offers
+            // itself now, as its idle hook would have.
+            for (thief, thief_shared) in peers.iter().enumerate() {
+                for (victim, victim_shared) in peers.iter().enumerate() {
+                    if victim != thief {
+                        victim_shared.offer_thief(thief_shared);
+                    }
+                }
+            }
+        }
         let _ = shared.peers.set(peers);
         Ok(Pool {
             shared,
@@ -305,7 +316,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
         {
             // On one of our workers, inside its run: stays here.
             let tracked = self.track(worker, future);
-            return core.spawn_local(index, tracked, label, None);
+            return core.spawn_send(index, tracked, label, None);
         }
         let worker = self.pick();
         let tracked = self.track(worker, future);

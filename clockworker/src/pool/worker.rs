@@ -5,12 +5,9 @@ use std::cell::Cell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::task::{Poll, Waker};
-
-use atomic_waker::AtomicWaker;
 
 use super::builder::WorkerConfig;
 use super::stats::WorkerReport;
@@ -19,13 +16,17 @@ use crate::error::{BuildError, TaskPanic};
 use crate::shared::Shared;
 use crate::spawner::Spawner;
 use crate::stats::ExecutorStats;
+use crate::sync::AtomicWaker;
+use crate::sync::atomic::{AtomicU8, Ordering};
 
 /// [`Control::mode`]: run.
 pub(crate) const RUNNING: u8 = 0;
 /// [`Control::mode`]: finish every task, then stop.
 pub(crate) const DRAIN: u8 = 1;
-/// [`Control::mode`]: stop now, cancelling every task.
-pub(crate) const CANCEL: u8 = 2;
+/// [`Control::mode`]: stop now, cancelling every task. The modes are bit
+/// sets (`RUNNING` ⊂ `DRAIN` ⊂ `CANCEL`), so that a request is one
+/// `fetch_or` and a mode only goes up.
+pub(crate) const CANCEL: u8 = 3;
 
 thread_local! {
     /// The pool and index of the worker this thread is.
@@ -44,16 +45,35 @@ pub(crate) fn current_worker(pool: usize) -> Option<usize> {
 /// How the pool tells a worker to stop: the mode only goes up
 /// (`RUNNING` → `DRAIN` → `CANCEL`); the waker is the worker's `run_until`
 /// future's.
-#[derive(Debug, Default)]
+///
+/// The same protocol as the doorbell's (and modelled with loom in
+/// `loom_tests`): the pool sets the mode, then wakes the registered waker;
+/// the worker registers its waker, then reads the mode. Either the read
+/// sees the new mode or the wake finds the new waker.
+#[derive(Debug)]
 pub(crate) struct Control {
     mode: AtomicU8,
     waker: AtomicWaker,
 }
 
 impl Control {
+    pub(crate) fn new() -> Control {
+        Control {
+            mode: AtomicU8::new(RUNNING),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    /// Asks the worker to go to `mode` (or stays in a higher one).
     pub(crate) fn request(&self, mode: u8) {
-        self.mode.fetch_max(mode, Ordering::AcqRel);
+        self.mode.fetch_or(mode, Ordering::AcqRel);
         self.waker.wake();
+    }
+
+    /// Registers the worker's waker, then reads the mode.
+    pub(crate) fn register_and_read(&self, waker: &Waker) -> u8 {
+        self.waker.register(waker);
+        self.mode()
     }
 
     pub(crate) fn mode(&self) -> u8 {
@@ -200,8 +220,7 @@ pub(crate) fn run<K>(
 
     let control = &pool.controls[index];
     let until_stopped = std::future::poll_fn(|cx| {
-        control.waker.register(cx.waker());
-        match control.mode() {
+        match control.register_and_read(cx.waker()) {
             RUNNING => Poll::Pending,
             DRAIN => {
                 if core.is_drained() {
