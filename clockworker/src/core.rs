@@ -12,6 +12,7 @@
 //! | [`LocalQueue`] | `core/queue.rs` | one queue's runnable tasks, its groups (`GroupTable`, `core/groups.rs`), weight and counters |
 //! | [`Shared`] | `shared.rs` | everything other threads touch: the injector, the attention bits, the host waker |
 //! | [`Runners`] | `run.rs` | the `run_until`/`block_on` futures alive for this executor |
+//! | the hooks | `core/shed.rs` | nothing: what executors that work together (a pool's workers) use — shedding queued tasks to an idle executor, calls from other threads, the idle hook, a wake when drained |
 //!
 //! This file holds what ties them together: spawning and waking (a task
 //! into its queue), draining the injector, stats and shutdown. The run loop
@@ -44,6 +45,12 @@
 //!   executor gives it back to that executor instead (see
 //!   [`Core::next_task`]). Nothing another scheduler does can make a task
 //!   run twice, be lost, or be counted in the wrong queue.
+//! - A task belongs to one executor at a time (`Header::home`). Only a
+//!   `Send` task of a sheddable queue that is queued, ungrouped and has
+//!   never run may change executor (`Core::shed`): it is then in no
+//!   registry and no waker of it exists, so it leaves this executor's books
+//!   (its live count) and joins the other's whole. The core never learns
+//!   what a pool is: the pool gives it [`Hooks`] when it is built.
 //! - Memory follows the load: after a burst, the registry, the FIFO rings,
 //!   the group tables and the injector's buffers shrink once they hold far
 //!   fewer entries than they have room for ([`Core::trim`], called when the

@@ -142,6 +142,34 @@
 //! println!("{}", executor.stats());
 //! ```
 //!
+//! # One executor per core: `Pool`
+//!
+//! A [`Pool`] runs one executor per worker thread, each with the same
+//! weighted queues, so fairness between queues holds on every core. Spawns
+//! come from any thread ([`Pool::spawn`], placed by load from outside,
+//! local from a worker); [`Pool::spawn_on`] builds a `!Send` future on a
+//! chosen worker; idle workers sleep until woken; stealing between workers
+//! is opt-in per queue ([`PoolBuilder::with_stealing`]); shutdown drains,
+//! times out or cancels, and reports what each worker did (see
+//! [`pool`]).
+//!
+//! ```
+//! use clockworker::Pool;
+//!
+//! let pool = Pool::builder()
+//!     .workers(2)
+//!     .with_queue("requests", 8)
+//!     .with_queue("batch", 1)
+//!     .with_stealing("batch")
+//!     .build()
+//!     .unwrap();
+//! let jobs: Vec<_> = (0..100u64).map(|i| pool.spawn("batch", async move { i })).collect();
+//! let total: u64 = jobs.into_iter().map(|job| pool.block_on(job).unwrap()).sum();
+//! assert_eq!(total, 4950);
+//! let report = pool.shutdown_blocking();
+//! assert_eq!(report.completed(), 100);
+//! ```
+//!
 //! # Macros
 //!
 //! With the `macros` feature (default), [`#[clockworker::main]`](main) builds

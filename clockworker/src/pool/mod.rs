@@ -27,7 +27,7 @@
 //!   The doorbell protocol (see `doorbell.rs`, checked by loom models) means
 //!   a spawn that races a worker going to sleep is never missed.
 //! - **Panics** are caught by default: the task's handle gets
-//!   [`JoinError::Panic`](crate::JoinError::Panic) and the worker goes on
+//!   [`JoinError::Panic`] and the worker goes on
 //!   ([`PoolBuilder::with_panic_on_task_panic`] stops the pool instead).
 //! - **Shutdown.** [`Pool::shutdown`] (async) and
 //!   [`Pool::shutdown_blocking`] stop accepting spawns, let every worker
@@ -577,7 +577,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
     /// [`shutdown_blocking`](Self::shutdown_blocking), but tasks still alive
     /// after `timeout` are cancelled (their futures dropped on their
     /// worker, their handles resolving to
-    /// [`JoinError::Cancelled`](crate::JoinError::Cancelled)).
+    /// [`JoinError::Cancelled`]).
     pub fn shutdown_timeout(&self, timeout: Duration) -> PoolReport {
         self.begin_shutdown(DRAIN);
         let deadline = Instant::now().checked_add(timeout);
