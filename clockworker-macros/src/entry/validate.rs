@@ -812,7 +812,7 @@ fn count_idents(tokens: TokenStream, counts: &mut HashMap<String, usize>) {
 
 #[cfg(test)]
 mod tests {
-    use super::duration;
+    use super::{duration, workers};
 
     fn parse(value: &str) -> Result<u64, String> {
         let value: syn::Expr = syn::parse_str(value).unwrap();
@@ -849,6 +849,31 @@ mod tests {
         ];
         for (value, expected) in cases {
             let error = parse(value).expect_err(value);
+            assert!(error.contains(expected), "{value}: {error}");
+        }
+    }
+
+    fn worker_count(value: &str) -> Result<usize, String> {
+        let value: syn::Expr = syn::parse_str(value).unwrap();
+        workers(&value).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn worker_counts() {
+        assert_eq!(worker_count("1"), Ok(1));
+        assert_eq!(worker_count("4"), Ok(4));
+        assert_eq!(worker_count("8usize"), Ok(8));
+        let cases = [
+            ("0", "a pool needs at least one worker"),
+            ("-2", "cannot be negative"),
+            (r#""4""#, "without quotes, `workers = 4`"),
+            (r#""x""#, "expected an integer literal"),
+            ("2.5", "expected an integer literal"),
+            ("n", "expected an integer literal"),
+            ("99999999999999999999999", "is too many"),
+        ];
+        for (value, expected) in cases {
+            let error = worker_count(value).expect_err(value);
             assert!(error.contains(expected), "{value}: {error}");
         }
     }
