@@ -115,8 +115,7 @@ async fn spread_over_the_pool() -> Vec<String> {
     for handle in handles {
         handle.await.unwrap();
     }
-    let seen = seen.lock().unwrap().clone();
-    seen
+    seen.lock().unwrap().clone()
 }
 
 #[clockworker::test(workers = 2, queues(fg = 1, bg = 1), stealing(bg))]
