@@ -53,7 +53,7 @@ async fn spawn_reaches_the_executor_of_worker_0() {
     assert_eq!(stats.queues[1].completed, 1);
 }
 
-#[clockworker::test(workers = 3)]
+#[clockworker::test(workers = 3, stealing(main))]
 async fn without_queues_a_pool_has_one_queue_named_main() {
     assert!(thread_name().starts_with("clockworker-pool-"));
     let executor = Handle::<&str>::current();
@@ -61,7 +61,11 @@ async fn without_queues_a_pool_has_one_queue_named_main() {
     assert_eq!(spawn!("main", async { 7 }).await.unwrap(), 7);
 }
 
-#[clockworker::test(workers = 2, queues(Queue::Background = 1, Queue::Foreground = 4))]
+#[clockworker::test(
+    workers = 2,
+    queues(Queue::Background = 1, Queue::Foreground = 4),
+    stealing(Queue::Background)
+)]
 async fn the_typed_form_builds_the_pool_in_declaration_order() {
     let executor = Handle::<Queue>::current();
     assert_eq!(executor.keys(), Queue::ALL);
