@@ -78,10 +78,15 @@ use entry::Entry;
 /// # Options
 ///
 /// - `queues(...)`: see above.
+/// - `workers = 4`: a pool of 4 worker threads instead of one executor on
+///   the calling thread (see [A pool of workers](#a-pool-of-workers)).
+/// - `stealing(bg, ..)`: with `workers`, the queues whose queued tasks idle
+///   workers may take from busy ones (`PoolBuilder::with_stealing`).
 /// - `panic = "propagate"` (the default) or `panic = "catch"`: whether a
 ///   task's panic panics the function with the task's own payload, or
 ///   becomes the task's `JoinError::Panic` while the executor carries on
-///   (`ExecutorBuilder::with_panic_on_task_panic`).
+///   (`ExecutorBuilder::with_panic_on_task_panic`; for a pool,
+///   `PoolBuilder::with_panic_on_task_panic`).
 /// - `time_slice = "200us"`: how long a queue runs, once picked, before the
 ///   scheduler picks again, unless another queue preempts it or it runs
 ///   out of tasks (`ExecutorBuilder::with_time_slice`; the default is
@@ -142,11 +147,55 @@ use entry::Entry;
 /// }
 /// ```
 ///
+/// # A pool of workers
+///
+/// `workers = N` (an integer literal, 1 or more) builds a thread-per-core
+/// `clockworker::Pool` of `N` worker threads instead of one executor on
+/// the calling thread. Every worker gets the same queues and weights and
+/// the same `time_slice`, `host_yield_interval` and `panic` settings, and
+/// hosts its own tokio current-thread runtime (IO and timers). Every
+/// option means for a pool what it means for one executor; `stealing(...)`
+/// is the one that needs a pool.
+///
+/// ```
+/// use clockworker::spawn;
+///
+/// #[clockworker::main(workers = 4, queues(fg = 8, bg = 1))]
+/// async fn main() {
+///     // The body runs on worker 0, and so do the tasks it spawns.
+///     let thread = std::thread::current().name().map(str::to_owned);
+///     assert_eq!(thread.as_deref(), Some("clockworker-pool-0"));
+///     let answer = spawn!(fg, async { 42 });
+///     assert_eq!(answer.await.unwrap(), 42);
+/// }
+/// ```
+///
+/// The body runs as a task of worker 0, on the first queue
+/// (`Pool::spawn_on`), while the calling thread waits for it:
+///
+/// - `spawn!`, the quick form's names and `clockworker::Handle::current()`
+///   in the body reach worker 0's executor: the tasks it spawns run on
+///   worker 0, unless a `stealing(...)` queue lets an idle worker take
+///   them (see `PoolBuilder::with_stealing` for which tasks may move).
+/// - The body may hold values that are not `Send` (it is built on worker 0),
+///   but its output is sent back to the calling thread and must be `Send`:
+///   return `Box<dyn Error + Send + Sync>` rather than `Box<dyn Error>`. An
+///   output that is not `Send` is a compile error at the return type.
+/// - When the body returns, the pool shuts down at once: tasks still
+///   running are cancelled, as an executor's are when the body of a
+///   single-executor `#[clockworker::main]` returns.
+/// - A panic of the body panics the function with the body's own payload.
+///   With `panic = "propagate"` (the default), a task's panic on any worker
+///   stops the whole pool and panics the function with the panic's message
+///   (its payload stays on the worker's thread); with `panic = "catch"` it
+///   becomes the task's `JoinError::Panic`, as on one executor.
+///
 /// # Host runtime
 ///
 /// With the `tokio` feature (the default), the host is a new tokio
-/// current-thread runtime with IO and timers enabled. Without it, the body
-/// runs on `Executor::block_on`, with no host runtime.
+/// current-thread runtime with IO and timers enabled (one per worker, with
+/// `workers`). Without it, the body runs on `Executor::block_on`, with no
+/// host runtime.
 ///
 /// # Compile errors
 ///
@@ -158,7 +207,10 @@ use entry::Entry;
 /// quick forms are mixed; an option is unknown (the message lists the valid
 /// ones) or given twice; a duration is not such a string, has an unknown
 /// unit, is negative or too long; `spawn!(name, ..)` in the body names no
-/// declared queue.
+/// declared queue; `workers` is zero, negative, quoted or not an integer
+/// literal; `stealing(...)` is given without `workers`, or names a queue
+/// that `queues(...)` does not declare, or one twice; the body of a pool
+/// returns a type that is not `Send`.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::entry(Entry::Main, args.into(), item.into()).into()
@@ -169,7 +221,9 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// It takes the same options as `#[clockworker::main]` and adds `#[test]`
 /// itself (do not add another). Other attributes, such as
-/// `#[should_panic]`, go below it.
+/// `#[should_panic]`, go below it. With `workers = N`, the test's body runs
+/// on worker 0 of a fresh pool, and the test thread waits for it (see
+/// `#[clockworker::main]`'s "A pool of workers").
 ///
 /// ```rust,test_harness
 /// use clockworker::spawn;
@@ -186,6 +240,13 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// #[should_panic(expected = "boom")]
 /// async fn a_task_panic_fails_the_test() {
 ///     let _ = spawn!(async { panic!("boom") }).await;
+/// }
+///
+/// #[clockworker::test(workers = 2, queues(fg = 8, bg = 1))]
+/// async fn on_a_pool() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+///     let number: u32 = spawn!(bg, async { "7".parse::<u32>() }).await??;
+///     assert_eq!(number, 7);
+///     Ok(())
 /// }
 /// ```
 #[proc_macro_attribute]

@@ -174,11 +174,13 @@
 //!
 //! With the `macros` feature (default), [`#[clockworker::main]`](main) builds
 //! the executor and a tokio current-thread host from a list of weighted
-//! queues and runs an `async fn` on them; [`#[clockworker::test]`](test)
-//! does the same for tests; [`spawn!`] spawns onto a queue handle, a
-//! spawner, a key of the running executor or the current task's queue, and
-//! labels the task with its call site; [`#[derive(QueueKey)]`](derive@QueueKey)
-//! lets an enum's variants name the queues:
+//! queues and runs an `async fn` on them (with `workers = N`, a [`Pool`] of
+//! `N` such workers, the body running on worker 0);
+//! [`#[clockworker::test]`](test) does the same for tests; [`spawn!`] spawns
+//! onto a queue handle, a spawner, a key of the running executor or the
+//! current task's queue, and labels the task with its call site;
+//! [`#[derive(QueueKey)]`](derive@QueueKey) lets an enum's variants name the
+//! queues:
 //!
 //! ```
 //! use clockworker::{spawn, Handle, QueueKey};

@@ -1,14 +1,20 @@
 //! What the macros expand to: spawning by queue handle, spawner, key or the
-//! current task's queue, and running a `#[clockworker::main]` body. Reached
-//! through `clockworker::__private`; not a public API.
+//! current task's queue, and running a `#[clockworker::main]` body (on one
+//! executor, or on a pool's worker 0 with `workers = N`). Reached through
+//! `clockworker::__private`; not a public API.
 
+use std::any::Any;
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::task::Poll;
 
 use crate::context;
 use crate::core::Core;
+use crate::error::JoinError;
+use crate::handle::Handle;
 use crate::join::JoinHandle;
 use crate::spawner::Spawner;
 use crate::task::TaskLabel;
@@ -16,6 +22,7 @@ use crate::task::TaskLabel;
 pub use crate::builder::ExecutorBuilder;
 pub use crate::executor::Executor;
 pub use crate::key::QueueKey;
+pub use crate::pool::{Pool, PoolBuilder};
 pub use crate::queue::QueueHandle;
 #[cfg(feature = "tokio")]
 pub use tokio;
@@ -229,4 +236,126 @@ where
     F: Future,
 {
     executor.block_on(future)
+}
+
+// ----- `workers = N`: a pool ---------------------------------------------
+
+/// The typed form of `queues(...)` on a pool: [`typed_builder`]'s queue
+/// table, on every worker.
+pub fn typed_pool_builder<K: TypedKey>(weight: impl Fn(K) -> u32) -> PoolBuilder<K> {
+    K::ALL.iter().fold(PoolBuilder::new(), |builder, &key| {
+        builder.with_queue(key, weight(key))
+    })
+}
+
+/// Builds the pool of a `#[clockworker::main(workers = N)]`.
+///
+/// # Panics
+///
+/// If a worker cannot start (its thread or its tokio runtime cannot be
+/// created). The queues, weights and worker count were checked at compile
+/// time.
+pub fn build_pool<K>(builder: PoolBuilder<K>) -> Pool<K>
+where
+    K: Copy + Eq + Hash + Debug + Send + Sync + 'static,
+{
+    builder.build().unwrap_or_else(|err| {
+        panic!("clockworker: the pool of `#[clockworker::main(workers = ..)]` could not be built: {err}")
+    })
+}
+
+/// The handle of a queue that `#[clockworker::main(workers = N, queues(name
+/// = ..))]` declared, on the worker the body runs on: the `name` bound in
+/// the function's body.
+///
+/// # Panics
+///
+/// Never in practice: the body runs on a worker of the pool the macro
+/// built, which has the queue.
+pub fn current_queue<K>(key: K) -> QueueHandle<K>
+where
+    K: Copy + Eq + Hash + Debug + 'static,
+{
+    Handle::<K>::current().queue(key).unwrap_or_else(|err| {
+        panic!("clockworker: a queue declared by `#[clockworker::main]` is missing: {err}")
+    })
+}
+
+/// What the body of a `#[clockworker::main(workers = N)]` sends back to the
+/// calling thread: its output, or its panic's payload.
+pub type BodyOutput<T> = Result<T, Box<dyn Any + Send>>;
+
+/// The output of a `#[clockworker::main(workers = N)]` body: it is sent from
+/// worker 0 to the calling thread, so it must be `Send`. Named for the
+/// compiler's note when it is not ("required for `T` to implement
+/// `PoolBodyOutputMustBeSend`"), which the macro places at the function's
+/// return type.
+pub trait PoolBodyOutputMustBeSend: Send + 'static {}
+
+impl<T: Send + 'static> PoolBodyOutputMustBeSend for T {}
+
+/// Spawns the body of a `#[clockworker::main(workers = N)]` onto worker 0
+/// of `pool`, on its first queue: `make` builds the future there (it may
+/// be `!Send`). A panic of the body becomes its output's `Err`, with the
+/// panic's own payload, so that the calling thread can resume it whole.
+#[track_caller]
+pub fn spawn_body<K, M, F>(pool: &Pool<K>, make: M) -> JoinHandle<BodyOutput<F::Output>>
+where
+    K: Copy + Eq + Hash + Debug + Send + Sync + 'static,
+    M: FnOnce() -> F + Send + 'static,
+    F: Future + 'static,
+    F::Output: PoolBodyOutputMustBeSend,
+{
+    let Some(&key) = pool.keys().first() else {
+        panic!("clockworker: the pool of `#[clockworker::main]` has no queue");
+    };
+    pool.spawn_on(0, key, move || catch_body(make()))
+}
+
+/// `body`, with the panics of its polls caught into its output.
+async fn catch_body<F: Future>(body: F) -> BodyOutput<F::Output> {
+    let mut body = std::pin::pin!(body);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    })
+    .await
+}
+
+/// Waits on the calling thread for the body of a
+/// `#[clockworker::main(workers = N)]`, then shuts the pool down at once
+/// (tasks still running are cancelled, as an executor's are when the body
+/// of a `#[clockworker::main]` returns) and returns the body's output.
+///
+/// # Panics
+///
+/// With the panic of a task that stopped the pool (`panic = "propagate"`,
+/// the default: its message, as the pool's report gives it), else with the
+/// body's own panic (its payload, whole).
+pub fn finish_pool<K, T>(pool: Pool<K>, body: JoinHandle<BodyOutput<T>>) -> T
+where
+    K: Copy + Eq + Hash + Debug + Send + Sync + 'static,
+{
+    let outcome = pool.block_on(body);
+    let report = pool.shutdown_now();
+    drop(pool);
+    let task_panic = report
+        .workers
+        .iter()
+        .find_map(|worker| worker.panic.clone());
+    if let Some(message) = task_panic {
+        // The root cause: the body may have failed on its handle since.
+        std::panic::resume_unwind(Box::new(message));
+    }
+    match outcome {
+        Ok(Ok(output)) => output,
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(JoinError::Panic(panic)) => std::panic::resume_unwind(panic.into_panic()),
+        Err(error) => panic!(
+            "clockworker: the pool of `#[clockworker::main]` stopped before its body finished: {error}"
+        ),
+    }
 }

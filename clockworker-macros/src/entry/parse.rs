@@ -1,6 +1,7 @@
 //! The syntax of `#[clockworker::main(...)]`'s arguments, before any
 //! checking: a comma-separated list of options, each `name`, `name = value`
-//! or `name(...)`, where `queues(...)` holds `key = weight` entries.
+//! or `name(...)`, where `queues(...)` holds `key = weight` entries and
+//! `stealing(...)` holds keys.
 
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
@@ -26,6 +27,9 @@ pub(crate) enum OptValue {
     Assign(Expr),
     /// `queues(...)`: the span of the parentheses and the entries.
     Queues(Span, Punctuated<QueueEntry, Token![,]>),
+    /// `stealing(...)`: the span of the parentheses and the keys, each a
+    /// name (`bg`) or a path (`Queue::Background`).
+    Stealing(Span, Punctuated<Path, Token![,]>),
     /// `name(...)` for any other name (its contents are not looked at).
     List,
 }
@@ -50,8 +54,9 @@ impl Parse for Opt {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         if !input.peek(Ident::peek_any) {
             return Err(input.error(
-                "expected an option: `queues(...)`, `panic = \"...\"`, `time_slice = \"...\"`, \
-                 `host_yield_interval = \"...\"` or `crate = \"...\"`",
+                "expected an option: `queues(...)`, `workers = N`, `stealing(...)`, \
+                 `panic = \"...\"`, `time_slice = \"...\"`, `host_yield_interval = \"...\"` \
+                 or `crate = \"...\"`",
             ));
         }
         // `parse_any`: `crate` is a keyword.
@@ -61,6 +66,9 @@ impl Parse for Opt {
             let paren = parenthesized!(content in input);
             if name == "queues" {
                 OptValue::Queues(paren.span.join(), Punctuated::parse_terminated(&content)?)
+            } else if name == "stealing" {
+                let keys = Punctuated::parse_terminated_with(&content, stealing_key)?;
+                OptValue::Stealing(paren.span.join(), keys)
             } else {
                 content.parse::<TokenStream>()?;
                 OptValue::List
@@ -73,6 +81,17 @@ impl Parse for Opt {
         };
         Ok(Opt { name, value })
     }
+}
+
+/// A key in `stealing(...)`: a name or a path.
+fn stealing_key(input: ParseStream<'_>) -> syn::Result<Path> {
+    if !(input.peek(Ident::peek_any) || input.peek(Token![::])) {
+        return Err(input.error(
+            "expected a queue of `queues(...)`: its name (such as `stealing(bg)`) or its \
+             variant (such as `stealing(Queue::Background)`)",
+        ));
+    }
+    Path::parse_mod_style(input)
 }
 
 impl Parse for QueueEntry {

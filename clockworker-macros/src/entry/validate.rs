@@ -10,8 +10,9 @@ use std::collections::HashMap;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ExprUnary, Ident, ItemFn, Lit, Path, UnOp};
+use syn::{Expr, ExprLit, ExprUnary, Ident, ItemFn, Lit, Path, Token, UnOp};
 
 use super::Entry;
 use super::parse::{Args, OptValue, QueueEntry};
@@ -24,9 +25,9 @@ use crate::errors::Errors;
 const MAX_WEIGHT: u32 = 1 << 20;
 
 /// The options, for messages about an unknown or misspelt one.
-const OPTIONS: &str = "`queues(...)`, `panic = \"catch\" | \"propagate\"`, \
-                       `time_slice = \"100us\"`, `host_yield_interval = \"500us\"` and \
-                       `crate = \"path\"`";
+const OPTIONS: &str = "`queues(...)`, `workers = 4`, `stealing(...)`, \
+                       `panic = \"catch\" | \"propagate\"`, `time_slice = \"100us\"`, \
+                       `host_yield_interval = \"500us\"` and `crate = \"path\"`";
 
 /// The units of a duration and their lengths in nanoseconds. `µs` is the
 /// micro sign (U+00B5); the Greek mu (U+03BC) looks the same and is taken
@@ -48,6 +49,12 @@ pub(crate) struct Config {
     /// The path of the clockworker crate: `::clockworker` or `crate = "..."`.
     pub(crate) krate: Path,
     pub(crate) queues: Queues,
+    /// `workers = N`: a pool of `N` worker threads instead of one executor
+    /// on the calling thread.
+    pub(crate) workers: Option<usize>,
+    /// `stealing(...)` (a pool only): the queues, as written, whose queued
+    /// tasks idle workers may take from busy ones.
+    pub(crate) stealing: Vec<Path>,
     /// `panic = "propagate"` (the default) or `"catch"`.
     pub(crate) propagate_panics: bool,
     /// `time_slice = "..."`, in nanoseconds; `None`: the builder's default.
@@ -66,6 +73,8 @@ impl Default for Config {
         Config {
             krate: syn::parse_quote!(::clockworker),
             queues: Queues::Single,
+            workers: None,
+            stealing: Vec::new(),
             propagate_panics: true,
             time_slice: None,
             host_yield_interval: None,
@@ -107,6 +116,8 @@ pub(crate) struct Weight {
 pub(crate) fn config(args: Args, entry: Entry, errors: &mut Errors) -> Config {
     let mut config = Config::default();
     let mut seen: Vec<Ident> = Vec::new();
+    // Checked once every option is known: it names queues, and needs a pool.
+    let mut stealing = None;
     for option in args.options {
         let name = option.name;
         if seen.contains(&name) {
@@ -126,6 +137,19 @@ pub(crate) fn config(args: Args, entry: Entry, errors: &mut Errors) -> Config {
                 "expected a list of queues and weights: `queues(fg = 8, bg = 1)` \
                  or `queues(Queue::Foreground = 8, Queue::Background = 1)`",
             )),
+            ("workers", value) => {
+                let workers = match value {
+                    OptValue::Assign(value) => workers(&value),
+                    _ => Err(syn::Error::new_spanned(&name, WORKERS_VALUE)),
+                };
+                // After a mistake, still a pool: that is what was meant.
+                config.workers = Some(workers.unwrap_or_else(|error| {
+                    errors.push(error);
+                    1
+                }));
+            }
+            ("stealing", OptValue::Stealing(list, keys)) => stealing = Some((name, list, keys)),
+            ("stealing", _) => errors.push(syn::Error::new_spanned(&name, STEALING_VALUE)),
             ("panic", OptValue::Assign(value)) => match string(&value).as_deref() {
                 Some("catch") => config.propagate_panics = false,
                 Some("propagate") => config.propagate_panics = true,
@@ -158,6 +182,21 @@ pub(crate) fn config(args: Args, entry: Entry, errors: &mut Errors) -> Config {
             )),
         }
     }
+    if let Some((name, list, keys)) = stealing {
+        if config.workers.is_none() {
+            errors.push(syn::Error::new_spanned(
+                &name,
+                format!(
+                    "`stealing(...)` is an option of a pool: add `workers = N` (such as \
+                     `#[clockworker::{}(workers = 4, ..)]`), or leave `stealing` out; one \
+                     executor has no other workers to take its tasks",
+                    entry.name()
+                ),
+            ));
+        } else {
+            config.stealing = stealing_keys(list, keys, &config.queues, entry, errors);
+        }
+    }
     config
 }
 
@@ -166,6 +205,11 @@ const PANIC_VALUES: &str = "expected `panic = \"propagate\"` (the default: a tas
                             `JoinError`)";
 const CRATE_VALUE: &str = "expected `crate = \"path\"`: the path of the clockworker crate \
                            where it is renamed, such as `crate = \"my_clockworker\"`";
+const WORKERS_VALUE: &str = "expected `workers = N`, an integer literal of 1 or more: the \
+                             number of worker threads of the pool, such as `workers = 4`";
+const STEALING_VALUE: &str = "expected `stealing(...)`: the queues whose queued tasks idle \
+                              workers may take from busy ones, such as `stealing(bg)` or \
+                              `stealing(Queue::Background)`";
 const EXECUTOR_GONE: &str = "the `executor = name` option is gone: in the body, \
                              `clockworker::Handle::current()` reaches the executor (its queues, \
                              spawners and stats)";
@@ -265,6 +309,127 @@ fn duration(option: &str, value: &Expr) -> syn::Result<u64> {
             u64::MAX
         )),
     }
+}
+
+/// The number of workers of `workers = N`.
+fn workers(value: &Expr) -> syn::Result<usize> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => match lit.base10_parse::<usize>() {
+            Ok(0) => Err(syn::Error::new_spanned(
+                lit,
+                "a pool needs at least one worker: write `workers = 1` or more (each worker \
+                 is a thread running its own executor)",
+            )),
+            Ok(workers) => Ok(workers),
+            Err(_) => Err(syn::Error::new_spanned(
+                lit,
+                format!(
+                    "`workers = {}` is too many: the number of workers must fit in a `usize`",
+                    lit.base10_digits()
+                ),
+            )),
+        },
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => Err(syn::Error::new_spanned(
+            value,
+            "the number of workers cannot be negative: a pool needs at least one worker, \
+             such as `workers = 4`",
+        )),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) if lit.value().parse::<usize>().is_ok() => Err(syn::Error::new_spanned(
+            lit,
+            format!(
+                "expected an integer literal: write the number without quotes, \
+                 `workers = {}`",
+                lit.value()
+            ),
+        )),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            "expected an integer literal: `workers = N` is the number of worker threads of \
+             the pool, such as `workers = 4`",
+        )),
+    }
+}
+
+/// The keys of `stealing(...)`, each a queue of `queues`, once.
+fn stealing_keys(
+    list: Span,
+    keys: Punctuated<Path, Token![,]>,
+    queues: &Queues,
+    entry: Entry,
+    errors: &mut Errors,
+) -> Vec<Path> {
+    if keys.is_empty() {
+        errors.push(syn::Error::new(
+            list,
+            "no queues given: list the queues whose queued tasks idle workers may take, \
+             such as `stealing(bg)`, or leave `stealing` out",
+        ));
+    }
+    let mut stealing: Vec<Path> = Vec::new();
+    for key in keys {
+        let last = |path: &Path| path.segments.last().map(|segment| segment.ident.clone());
+        let declared = match queues {
+            Queues::Single => key.is_ident("main"),
+            Queues::Named(queues) => {
+                is_name(&key) && queues.iter().any(|(name, _)| key.is_ident(name))
+            }
+            Queues::Typed(typed) => {
+                !is_name(&key)
+                    && display(&enum_of(&key)) == display(&typed.enum_path)
+                    && (typed.incomplete
+                        || typed
+                            .variants
+                            .iter()
+                            .any(|(variant, _)| last(variant) == last(&key)))
+            }
+        };
+        if !declared {
+            let the_queues = match queues {
+                Queues::Single => "without `queues(...)`, the only queue is `main`".to_owned(),
+                Queues::Named(queues) => {
+                    let names: Vec<String> =
+                        queues.iter().map(|(name, _)| format!("`{name}`")).collect();
+                    format!("the queues are {}", names.join(", "))
+                }
+                Queues::Typed(typed) => {
+                    let variants: Vec<String> = typed
+                        .variants
+                        .iter()
+                        .map(|(variant, _)| format!("`{}`", display(variant)))
+                        .collect();
+                    format!("the queues are {}", variants.join(", "))
+                }
+            };
+            errors.push(syn::Error::new_spanned(
+                &key,
+                format!(
+                    "`{}` is not a queue of this `#[clockworker::{}]`: `stealing(...)` names \
+                     queues of `queues(...)`; {the_queues}",
+                    display(&key),
+                    entry.name()
+                ),
+            ));
+            continue;
+        }
+        if stealing.iter().any(|earlier| last(earlier) == last(&key)) {
+            errors.push(syn::Error::new_spanned(
+                &key,
+                format!(
+                    "queue `{}` is given twice in `stealing(...)`; name each queue once",
+                    display(&key)
+                ),
+            ));
+            continue;
+        }
+        stealing.push(key);
+    }
+    stealing
 }
 
 /// The string of a string literal.
@@ -647,7 +812,7 @@ fn count_idents(tokens: TokenStream, counts: &mut HashMap<String, usize>) {
 
 #[cfg(test)]
 mod tests {
-    use super::duration;
+    use super::{duration, workers};
 
     fn parse(value: &str) -> Result<u64, String> {
         let value: syn::Expr = syn::parse_str(value).unwrap();
@@ -684,6 +849,31 @@ mod tests {
         ];
         for (value, expected) in cases {
             let error = parse(value).expect_err(value);
+            assert!(error.contains(expected), "{value}: {error}");
+        }
+    }
+
+    fn worker_count(value: &str) -> Result<usize, String> {
+        let value: syn::Expr = syn::parse_str(value).unwrap();
+        workers(&value).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn worker_counts() {
+        assert_eq!(worker_count("1"), Ok(1));
+        assert_eq!(worker_count("4"), Ok(4));
+        assert_eq!(worker_count("8usize"), Ok(8));
+        let cases = [
+            ("0", "a pool needs at least one worker"),
+            ("-2", "cannot be negative"),
+            (r#""4""#, "without quotes, `workers = 4`"),
+            (r#""x""#, "expected an integer literal"),
+            ("2.5", "expected an integer literal"),
+            ("n", "expected an integer literal"),
+            ("99999999999999999999999", "is too many"),
+        ];
+        for (value, expected) in cases {
+            let error = worker_count(value).expect_err(value);
             assert!(error.contains(expected), "{value}: {error}");
         }
     }

@@ -1,0 +1,3 @@
+// `stealing(...)` has no meaning for one executor: it needs `workers = N`.
+#[clockworker::main(queues(fg = 8, bg = 1), stealing(bg))]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[clockworker::main(workers = "x", queues(fg = 8, bg = 1))]
+async fn main() {}
