@@ -136,13 +136,10 @@ async fn a_pool_with_stealing_queues_runs_every_task() {
     assert_eq!(stays.await.unwrap(), ("clockworker-pool-0".to_owned(), 1));
 }
 
-/// What `stealing(...)` is for: worker 1 takes queued tasks off worker 0.
-/// Ignored: in a fresh pool the idle worker never offers to steal (it went
-/// idle before the pool knew its peers), and a task that cannot move at
-/// the back of the queue (here the body, woken by its first child) stops
-/// every shed; see the pool's stealing notes.
+/// What `stealing(...)` is for: worker 1 takes queued tasks off worker 0
+/// (the body, woken by its first child, sits at the back of the queue and
+/// cannot move; the shed skips it).
 #[clockworker::test(workers = 2, queues(fg = 1, bg = 1), stealing(bg))]
-#[ignore = "the pool does not steal yet in this case (see the comment)"]
 async fn stealing_lets_the_other_worker_take_spawned_tasks() {
     let seen = spread_over_the_pool().await;
     assert!(

@@ -345,8 +345,8 @@ pub use handle::Handle;
 pub use join::JoinHandle;
 pub use key::QueueKey;
 pub use pool::{
-    Placement, Pool, PoolBuilder, PoolQueue, PoolReport, PoolStats, QueueTotals, WorkerReport,
-    WorkerStats,
+    Placement, Pool, PoolBuilder, PoolHandle, PoolQueue, PoolReport, PoolStats, QueueTotals,
+    WorkerReport, WorkerStats,
 };
 pub use queue::QueueHandle;
 pub use run::RunUntil;

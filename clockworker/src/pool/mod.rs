@@ -67,7 +67,7 @@ pub use builder::PoolBuilder;
 pub use placement::Placement;
 pub use stats::{PoolReport, PoolStats, QueueTotals, WorkerReport, WorkerStats};
 
-use crate::error::{BuildError, JoinError, UnknownQueue};
+use crate::error::{BuildError, JoinError, TryCurrentError, UnknownQueue};
 use crate::handle::Handle;
 use crate::join::JoinHandle;
 use crate::key::KeyTable;
@@ -107,13 +107,48 @@ use worker::{CANCEL, Control, DRAIN, Ends, PoolShared, current_worker};
 /// assert_eq!(report.completed(), 10);
 /// ```
 pub struct Pool<K> {
-    shared: Arc<PoolShared<K>>,
-    slots: Box<[Slot<K>]>,
-    keys: KeyTable<K>,
-    accepting: AtomicBool,
+    handle: PoolHandle<K>,
     threads: Mutex<Vec<Option<ThreadHandle<()>>>>,
     /// The report of the first shutdown that saw every worker finish.
     report: Mutex<Option<PoolReport>>,
+}
+
+/// Spawns onto a [`Pool`] and reads its stats, from any thread, without
+/// owning it: `Clone + Send + Sync`, from [`Pool::handle`] or, in code a
+/// worker runs, [`PoolHandle::current`].
+///
+/// It does not keep the pool running: once the pool is shut down or
+/// dropped, spawns give handles that resolve to
+/// [`JoinError::Cancelled`]. (Holding the [`Pool`] itself in a task is
+/// also fine, but dropping the last `Arc` of it on a worker shuts the pool
+/// down.)
+///
+/// ```
+/// use clockworker::{Pool, PoolHandle};
+///
+/// let pool = Pool::builder().workers(2).with_queue("fan-out", 1).build().unwrap();
+/// let parent = pool.spawn("fan-out", async {
+///     // On a worker: reach the pool without passing it around.
+///     let pool = PoolHandle::<&str>::current();
+///     let children: Vec<_> = (0..4u32).map(|i| pool.spawn("fan-out", async move { i })).collect();
+///     let mut sum = 0;
+///     for child in children {
+///         sum += child.await.unwrap();
+///     }
+///     sum
+/// });
+/// assert_eq!(pool.block_on(parent).unwrap(), 6);
+/// ```
+pub struct PoolHandle<K> {
+    shared: Arc<PoolShared<K>>,
+    spawning: Arc<Spawning<K>>,
+}
+
+/// What spawning onto the pool needs, known once every worker has started.
+pub(crate) struct Spawning<K> {
+    slots: Box<[Slot<K>]>,
+    keys: KeyTable<K>,
+    accepting: AtomicBool,
 }
 
 /// The pool's view of one worker.
@@ -158,6 +193,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
                 waiters: Vec::new(),
             }),
             ended: Condvar::new(),
+            spawning: OnceLock::new(),
         });
         let (boot_tx, boot_rx) = mpsc::channel();
         let mut threads = Vec::with_capacity(workers);
@@ -227,24 +263,165 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
             }
         }
         let _ = shared.peers.set(peers);
-        Ok(Pool {
-            shared,
+        let spawning = Arc::new(Spawning {
             slots,
             keys: KeyTable::new(keys),
             accepting: AtomicBool::new(true),
+        });
+        let _ = shared.spawning.set(spawning.clone());
+        Ok(Pool {
+            handle: PoolHandle { shared, spawning },
             threads: Mutex::new(threads),
             report: Mutex::new(None),
         })
     }
 
+    /// A handle that spawns onto this pool from anywhere without owning it
+    /// (see [`PoolHandle`]).
+    pub fn handle(&self) -> PoolHandle<K> {
+        self.handle.clone()
+    }
+
     /// The number of workers.
     pub fn workers(&self) -> usize {
-        self.slots.len()
+        self.handle.workers()
     }
 
     /// The configured queue keys, in order.
     pub fn keys(&self) -> &[K] {
-        self.keys.keys()
+        self.handle.keys()
+    }
+
+    /// The index of the worker running the calling thread, if it is one of
+    /// this pool's.
+    pub fn current_worker(&self) -> Option<usize> {
+        self.handle.current_worker()
+    }
+
+    /// A handle that spawns onto the queue with this key (see
+    /// [`PoolHandle::queue`]).
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownQueue`] if no queue has this key; its message names the
+    /// pool's queues.
+    ///
+    /// ```
+    /// let pool = clockworker::Pool::builder().workers(1).with_queue("io", 1).build().unwrap();
+    /// let error = pool.queue("cpu").unwrap_err();
+    /// assert_eq!(error.to_string(), "no queue with key \"cpu\"; the executor's queues are [\"io\"]");
+    /// let io = pool.queue("io").unwrap();
+    /// assert_eq!(pool.block_on(io.spawn(async { 3 })).unwrap(), 3);
+    /// ```
+    pub fn queue(&self, key: K) -> Result<PoolQueue<'_, K>, UnknownQueue> {
+        self.handle.queue(key)
+    }
+
+    /// Spawns a `Send` future onto the queue with this key (see
+    /// [`PoolHandle::spawn`]): from outside the pool, onto the less loaded
+    /// of two workers picked at random; from one of the pool's workers,
+    /// onto that worker. An unknown key, or a spawn after a shutdown began,
+    /// gives a handle that resolves to [`JoinError::Cancelled`].
+    #[track_caller]
+    pub fn spawn<F>(&self, key: K, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn_labelled(key, future, TaskLabel::caller())
+    }
+
+    /// Builds a `!Send` future on worker `worker` with `make` and spawns it
+    /// there (see [`PoolHandle::spawn_on`]).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    ///
+    /// let pool = clockworker::Pool::builder().workers(2).with_queue(0, 1).build().unwrap();
+    /// let on_1 = pool.spawn_on(1, 0, || {
+    ///     let not_send = Rc::new(5);
+    ///     async move { *not_send + 1 }
+    /// });
+    /// assert_eq!(pool.block_on(on_1).unwrap(), 6);
+    /// ```
+    #[track_caller]
+    pub fn spawn_on<M, Fut>(&self, worker: usize, key: K, make: M) -> JoinHandle<Fut::Output>
+    where
+        M: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        self.handle
+            .spawn_on_labelled(worker, key, make, TaskLabel::caller())
+    }
+
+    /// Runs `future` to completion on the calling thread (see
+    /// [`PoolHandle::block_on`]).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        crate::run::block_on(future)
+    }
+
+    /// A snapshot of every worker (see [`PoolHandle::stats`]).
+    pub fn stats(&self) -> PoolStats<K> {
+        self.handle.stats()
+    }
+}
+
+impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> PoolHandle<K> {
+    /// The pool whose worker runs the calling code.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a worker of a pool with keys of type `K` (see
+    /// [`try_current`](Self::try_current)).
+    #[track_caller]
+    pub fn current() -> PoolHandle<K> {
+        match Self::try_current() {
+            Ok(handle) => handle,
+            Err(error) => panic!("clockworker: PoolHandle::current(): {error}"),
+        }
+    }
+
+    /// The pool whose worker runs the calling code.
+    ///
+    /// # Errors
+    ///
+    /// [`TryCurrentError`]: this thread is no pool's worker (or its pool is
+    /// still starting), or its pool's keys are not of type `K`.
+    ///
+    /// ```
+    /// use clockworker::{Pool, PoolHandle};
+    ///
+    /// assert!(PoolHandle::<u8>::try_current().unwrap_err().is_missing());
+    /// let pool = Pool::builder().workers(1).with_queue(0u8, 1).build().unwrap();
+    /// let found = pool.spawn(0, async {
+    ///     let wrong = PoolHandle::<&str>::try_current().unwrap_err().is_wrong_key_type();
+    ///     (PoolHandle::<u8>::try_current().unwrap().workers(), wrong)
+    /// });
+    /// assert_eq!(pool.block_on(found).unwrap(), (1, true));
+    /// ```
+    pub fn try_current() -> Result<PoolHandle<K>, TryCurrentError> {
+        let wanted = std::any::type_name::<K>();
+        let pool = worker::current_pool().ok_or_else(|| TryCurrentError::missing(wanted))?;
+        let shared = pool
+            .downcast::<PoolShared<K>>()
+            .map_err(|_| TryCurrentError::wrong_key_type(wanted))?;
+        let spawning = shared
+            .spawning
+            .get()
+            .cloned()
+            .ok_or_else(|| TryCurrentError::missing(wanted))?;
+        Ok(PoolHandle { shared, spawning })
+    }
+
+    /// The number of workers.
+    pub fn workers(&self) -> usize {
+        self.spawning.slots.len()
+    }
+
+    /// The configured queue keys, in order.
+    pub fn keys(&self) -> &[K] {
+        self.spawning.keys.keys()
     }
 
     /// The index of the worker running the calling thread, if it is one of
@@ -262,13 +439,14 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
     ///
     /// ```
     /// let pool = clockworker::Pool::builder().workers(1).with_queue("io", 1).build().unwrap();
+    /// let pool = pool.handle();
     /// let error = pool.queue("cpu").unwrap_err();
     /// assert_eq!(error.to_string(), "no queue with key \"cpu\"; the executor's queues are [\"io\"]");
     /// let io = pool.queue("io").unwrap();
     /// assert_eq!(pool.block_on(io.spawn(async { 3 })).unwrap(), 3);
     /// ```
     pub fn queue(&self, key: K) -> Result<PoolQueue<'_, K>, UnknownQueue> {
-        match self.keys.find(&key) {
+        match self.spawning.keys.find(&key) {
             Some(index) => Ok(PoolQueue {
                 pool: self,
                 index,
@@ -295,8 +473,15 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let label = TaskLabel::caller();
-        match self.keys.find(&key) {
+        self.spawn_labelled(key, future, TaskLabel::caller())
+    }
+
+    fn spawn_labelled<F>(&self, key: K, future: F, label: TaskLabel) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.spawning.keys.find(&key) {
             Some(index) => self.spawn_index(index, future, label),
             None => crate::core::cancelled(0, future, label),
         }
@@ -307,12 +492,12 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        if !self.accepting.load(Ordering::Acquire) {
+        if !self.spawning.accepting.load(Ordering::Acquire) {
             return crate::core::cancelled(index, future, label);
         }
         if let Some(worker) = self.current_worker()
             && let Some(core) = crate::context::current()
-            && Arc::ptr_eq(core.shared(), &self.slots[worker].shared)
+            && Arc::ptr_eq(core.shared(), &self.spawning.slots[worker].shared)
         {
             // On one of our workers, inside its run: stays here.
             let tracked = self.track(worker, future);
@@ -320,7 +505,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
         }
         let worker = self.pick();
         let tracked = self.track(worker, future);
-        self.slots[worker].spawners[index as usize].spawn_placed(
+        self.spawning.slots[worker].spawners[index as usize].spawn_placed(
             tracked,
             TaskPlacement::default(),
             label,
@@ -330,7 +515,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
     /// Wraps `future` so that worker `worker`'s load counts it until it is
     /// dropped.
     fn track<F>(&self, worker: usize, future: F) -> Tracked<F> {
-        let slot = &self.slots[worker];
+        let slot = &self.spawning.slots[worker];
         slot.placed.fetch_add(1, Ordering::Relaxed);
         slot.load.0.fetch_add(1, Ordering::Relaxed);
         Tracked {
@@ -342,14 +527,14 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
     /// Power of two choices: the less loaded of two distinct workers picked
     /// at random.
     fn pick(&self) -> usize {
-        let workers = self.slots.len();
+        let workers = self.spawning.slots.len();
         if workers == 1 {
             return 0;
         }
         let random = random();
         let a = (random % workers as u64) as usize;
         let b = (a + 1 + ((random >> 32) % (workers as u64 - 1)) as usize) % workers;
-        let load = |worker: usize| self.slots[worker].load.0.load(Ordering::Relaxed);
+        let load = |worker: usize| self.spawning.slots[worker].load.0.load(Ordering::Relaxed);
         if load(b) < load(a) { b } else { a }
     }
 
@@ -369,6 +554,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
     /// use std::rc::Rc;
     ///
     /// let pool = clockworker::Pool::builder().workers(2).with_queue(0, 1).build().unwrap();
+    /// let pool = pool.handle();
     /// let on_1 = pool.spawn_on(1, 0, || {
     ///     let not_send = Rc::new(5);
     ///     async move { *not_send + 1 }
@@ -382,8 +568,22 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
-        let label = TaskLabel::caller();
-        let Some(index) = self.keys.find(&key) else {
+        self.spawn_on_labelled(worker, key, make, TaskLabel::caller())
+    }
+
+    fn spawn_on_labelled<M, Fut>(
+        &self,
+        worker: usize,
+        key: K,
+        make: M,
+        label: TaskLabel,
+    ) -> JoinHandle<Fut::Output>
+    where
+        M: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let Some(index) = self.spawning.keys.find(&key) else {
             return crate::core::cancelled(0, std::future::pending(), label);
         };
         self.spawn_on_index(worker, index, make, label)
@@ -401,7 +601,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
-        if worker >= self.slots.len() || !self.accepting.load(Ordering::Acquire) {
+        if worker >= self.spawning.slots.len() || !self.spawning.accepting.load(Ordering::Acquire) {
             return crate::core::cancelled(index, std::future::pending(), label);
         }
         let shell = async move {
@@ -417,7 +617,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
         };
         let tracked = self.track(worker, shell);
         // `fixed`: the shell must start its future on this very worker.
-        self.slots[worker].spawners[index as usize]
+        self.spawning.slots[worker].spawners[index as usize]
             .fixed()
             .spawn_placed(tracked, TaskPlacement::default(), label)
     }
@@ -441,7 +641,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
     pub fn stats(&self) -> PoolStats<K> {
         let me = self.current_worker();
         let mut answers: Vec<Option<mpsc::Receiver<Option<ExecutorStats<K>>>>> = Vec::new();
-        for (index, slot) in self.slots.iter().enumerate() {
+        for (index, slot) in self.spawning.slots.iter().enumerate() {
             if me == Some(index) || self.shared.ends().ends[index].is_some() {
                 answers.push(None);
                 continue;
@@ -471,7 +671,9 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
     /// This worker's stats, taken on its own thread.
     fn own_stats(&self, index: usize) -> ExecutorStats<K> {
         match Handle::<K>::try_current() {
-            Ok(handle) if Arc::ptr_eq(handle.core().shared(), &self.slots[index].shared) => {
+            Ok(handle)
+                if Arc::ptr_eq(handle.core().shared(), &self.spawning.slots[index].shared) =>
+            {
                 handle.stats()
             }
             _ => self.final_stats(index),
@@ -524,7 +726,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
     }
 
     fn worker_stats(&self, index: usize, executor: ExecutorStats<K>) -> WorkerStats<K> {
-        let slot = &self.slots[index];
+        let slot = &self.spawning.slots[index];
         let counts = slot.shared.counts();
         WorkerStats {
             worker: index,
@@ -538,12 +740,23 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
         }
     }
 
+    /// Whether the pool has stopped accepting spawns (a shutdown began, or
+    /// the pool was dropped).
+    pub fn is_closed(&self) -> bool {
+        !self.spawning.accepting.load(Ordering::Acquire)
+    }
+}
+
+impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
     // ----- shutdown --------------------------------------------------------
 
     /// Stops accepting spawns and tells every worker to stop in `mode`.
     fn begin_shutdown(&self, mode: u8) {
-        self.accepting.store(false, Ordering::Release);
-        self.shared.stop_all(mode);
+        self.handle
+            .spawning
+            .accepting
+            .store(false, Ordering::Release);
+        self.handle.shared.stop_all(mode);
     }
 
     /// Stops accepting spawns, lets every worker finish its tasks (queued,
@@ -610,11 +823,12 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
     /// Waits until every worker stopped or `deadline` passed; returns
     /// whether they all stopped.
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let mut ends = self.shared.ends();
+        let mut ends = self.handle.shared.ends();
         while ends.ends.iter().any(Option::is_none) {
             match deadline {
                 None => {
                     ends = self
+                        .handle
                         .shared
                         .ended
                         .wait(ends)
@@ -626,6 +840,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
                         return false;
                     }
                     ends = self
+                        .handle
                         .shared
                         .ended
                         .wait_timeout(ends, deadline - now)
@@ -645,7 +860,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
             return Some(report);
         }
         let report = {
-            let mut ends = self.shared.ends();
+            let mut ends = self.handle.shared.ends();
             if ends.ends.iter().any(Option::is_none) {
                 if self.current_worker().is_some() {
                     return Some(self.unfinished_report());
@@ -676,7 +891,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
 
     fn unfinished_report(&self) -> PoolReport {
         PoolReport {
-            workers: (0..self.slots.len())
+            workers: (0..self.handle.spawning.slots.len())
                 .map(|worker| WorkerReport {
                     worker,
                     completed: 0,
@@ -705,17 +920,17 @@ impl<K> Drop for Pool<K> {
         if lock(&self.report).is_some() {
             return;
         }
-        self.accepting.store(false, Ordering::Release);
-        self.shared.stop_all(CANCEL);
-        if current_worker(self.shared.id).is_some() {
+        let (shared, spawning) = (&self.handle.shared, &self.handle.spawning);
+        spawning.accepting.store(false, Ordering::Release);
+        shared.stop_all(CANCEL);
+        if current_worker(shared.id).is_some() {
             // Detach the threads.
             lock(&self.threads).clear();
             return;
         }
-        let mut ends = self.shared.ends();
+        let mut ends = shared.ends();
         while ends.ends.iter().any(Option::is_none) {
-            ends = self
-                .shared
+            ends = shared
                 .ended
                 .wait(ends)
                 .unwrap_or_else(PoisonError::into_inner);
@@ -732,16 +947,36 @@ impl<K> Drop for Pool<K> {
 impl<K: fmt::Debug> fmt::Debug for Pool<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("workers", &self.slots.len())
-            .field("queues", &self.keys.keys())
-            .field("accepting", &self.accepting.load(Ordering::Relaxed))
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K> Clone for PoolHandle<K> {
+    fn clone(&self) -> Self {
+        PoolHandle {
+            shared: self.shared.clone(),
+            spawning: self.spawning.clone(),
+        }
+    }
+}
+
+impl<K: fmt::Debug> fmt::Debug for PoolHandle<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolHandle")
+            .field("workers", &self.spawning.slots.len())
+            .field("queues", &self.spawning.keys.keys())
+            .field(
+                "accepting",
+                &self.spawning.accepting.load(Ordering::Relaxed),
+            )
             .finish_non_exhaustive()
     }
 }
 
 /// Spawns onto one queue of a [`Pool`] (see [`Pool::queue`]).
 pub struct PoolQueue<'a, K> {
-    pool: &'a Pool<K>,
+    pool: &'a PoolHandle<K>,
     index: u32,
     key: K,
 }

@@ -1,7 +1,8 @@
 //! One worker of a pool: an OS thread running one executor on its host
 //! until the pool tells it to stop.
 
-use std::cell::Cell;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
@@ -31,6 +32,13 @@ pub(crate) const CANCEL: u8 = 3;
 thread_local! {
     /// The pool and index of the worker this thread is.
     static WORKER: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+    /// The pool (its `PoolShared<K>`) this thread is a worker of.
+    static POOL: RefCell<Option<Arc<dyn Any + Send + Sync>>> = const { RefCell::new(None) };
+}
+
+/// The pool this thread is a worker of, if any.
+pub(crate) fn current_pool() -> Option<Arc<dyn Any + Send + Sync>> {
+    POOL.try_with(|pool| pool.borrow().clone()).ok().flatten()
 }
 
 /// The index of this thread's worker, if this thread is a worker of pool
@@ -103,6 +111,8 @@ pub(crate) struct PoolShared<K> {
     pub(crate) peers: OnceLock<Box<[Arc<Shared>]>>,
     pub(crate) ends: Mutex<Ends<K>>,
     pub(crate) ended: Condvar,
+    /// What `PoolHandle`s spawn with, once every worker has started.
+    pub(crate) spawning: OnceLock<Arc<super::Spawning<K>>>,
 }
 
 pub(crate) struct Ends<K> {
@@ -196,6 +206,7 @@ pub(crate) fn run<K>(
     K: Copy + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static,
 {
     WORKER.set(Some((pool.id, index)));
+    POOL.set(Some(pool.clone()));
     let started = start(index, &pool, cpus.as_deref());
     let (executor, host) = match started {
         Ok(started) => started,
