@@ -175,8 +175,11 @@ use entry::Entry;
 ///
 /// - `spawn!`, the quick form's names and `clockworker::Handle::current()`
 ///   in the body reach worker 0's executor: the tasks it spawns run on
-///   worker 0, unless a `stealing(...)` queue lets an idle worker take
-///   them (see `PoolBuilder::with_stealing` for which tasks may move).
+///   worker 0 (these take `!Send` futures, so they never move).
+///   `clockworker::PoolHandle::current().spawn(key, fut)` spreads `Send`
+///   tasks over the workers, and a `stealing(...)` queue lets an idle
+///   worker take such tasks, and those of a `Spawner`, off a busy one (see
+///   `PoolBuilder::with_stealing` for which tasks may move).
 /// - The body may hold values that are not `Send` (it is built on worker 0),
 ///   but its output is sent back to the calling thread and must be `Send`:
 ///   return `Box<dyn Error + Send + Sync>` rather than `Box<dyn Error>`. An
