@@ -570,13 +570,15 @@ impl Core {
     /// executor, or spawn such tasks through a [`Spawner`](crate::Spawner).
     pub(crate) fn shutdown(&self) {
         self.closed.set(true);
-        self.shared.close();
         // Wake every parked task: each one's `Runnable` then lands in the
         // injector (this executor is not running, so wakes are injected),
-        // where the loop below drops it.
+        // where the loop below drops it and counts it as cancelled. Before
+        // the close: a closed injector refuses `Send` tasks, which their
+        // waker would then drop uncounted.
         for (_, waker) in self.registry.take_all() {
             waker.wake();
         }
+        self.shared.close();
         loop {
             let mut dropped_any = false;
             for queue in self.queues.iter() {

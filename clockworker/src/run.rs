@@ -14,7 +14,7 @@ use atomic_waker::AtomicWaker;
 use crate::context;
 use crate::core::{Core, Exit};
 use crate::park::Parker;
-use crate::shared::{LOCAL, MAIN, REMOTE, Shared};
+use crate::shared::{CALL, INTERRUPT, LOCAL, MAIN, REMOTE, Shared};
 
 /// Wakes the future passed to `run_until`: flags it, gets the run loop's
 /// attention, and wakes the host task that polls the `RunUntil`.
@@ -183,7 +183,7 @@ impl<F: Future> RunUntil<'_, F> {
                     // it finds the bit clear and wakes the host.
                     let attention = core.shared.register_host(cx.waker());
                     main.host.register(cx.waker());
-                    if attention & REMOTE != 0
+                    if attention & (REMOTE | CALL | INTERRUPT) != 0
                         || main.woken.load(Ordering::Acquire)
                         || core.has_runnable()
                     {

@@ -52,6 +52,9 @@ pub(crate) const LOCAL: u8 = 4;
 pub(crate) const SHED: u8 = 8;
 /// Closures wait to run on the executor's thread (see [`Shared::call`]).
 pub(crate) const CALL: u8 = 16;
+/// End the run loop at the next poll boundary, so that the `run_until`
+/// future (woken already) is polled at once (see [`Shared::interrupt`]).
+pub(crate) const INTERRUPT: u8 = 32;
 
 /// A closure to run on the executor's thread, at a poll boundary.
 pub(crate) struct Call(pub(crate) Box<dyn FnOnce() + Send>);
@@ -332,6 +335,14 @@ impl Shared {
         }
         self.doorbell.notify(CALL);
         Ok(())
+    }
+
+    /// Makes the run loop return at its next poll boundary, whatever is
+    /// runnable, so that a `run_until` future woken just before is polled
+    /// without waiting for the end of the running turn (a pool's worker
+    /// told to stop at once). Wakes the executor if idle.
+    pub(crate) fn interrupt(&self) {
+        self.doorbell.notify(INTERRUPT);
     }
 
     /// Clears the `CALL` bit, then takes the waiting calls.

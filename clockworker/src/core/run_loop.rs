@@ -11,7 +11,7 @@ use async_task::Runnable;
 
 use super::{Core, Exit, LocalQueue};
 use crate::sched::PollOutcome;
-use crate::shared::{CALL, MAIN, REMOTE, SHED};
+use crate::shared::{CALL, INTERRUPT, MAIN, REMOTE, SHED};
 use crate::stats::bump;
 use crate::task::{self, Header, Outcome, Signal, TaskId};
 
@@ -54,6 +54,10 @@ impl Core {
             if attention != 0 {
                 if attention & REMOTE != 0 {
                     self.drain_injected();
+                }
+                if attention & INTERRUPT != 0 {
+                    self.shared.clear(INTERRUPT);
+                    return Exit::MainWoken;
                 }
                 if attention & (SHED | CALL) != 0 {
                     if attention & CALL != 0 {

@@ -126,10 +126,18 @@ impl<K> PoolShared<K> {
         self.ends.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Tells every worker to stop, in `mode`.
+    /// Tells every worker to stop, in `mode`; to cancel, at its next poll
+    /// boundary (`Shared::interrupt`), not at the end of its running turn.
     pub(crate) fn stop_all(&self, mode: u8) {
         for control in self.controls.iter() {
             control.request(mode);
+        }
+        if mode == CANCEL
+            && let Some(peers) = self.peers.get()
+        {
+            for peer in peers.iter() {
+                peer.interrupt();
+            }
         }
     }
 
