@@ -1130,3 +1130,42 @@ fn random() -> u64 {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     })
 }
+
+#[cfg(all(test, not(clockworker_loom)))]
+mod tests {
+    use super::*;
+
+    /// The pool on whichever host the features give (CI runs this without
+    /// `tokio` too: the executor's own `block_on`): spawns from outside and
+    /// from a worker, a `!Send` future, a drain and its report.
+    #[test]
+    fn runs_on_either_host() {
+        let pool = Pool::builder()
+            .workers(2)
+            .with_queue(0u8, 1)
+            .with_stealing(0)
+            .build()
+            .unwrap();
+        let fan_out = pool.spawn(0, async {
+            let pool = PoolHandle::<u8>::current();
+            let children: Vec<_> = (0..50u64).map(|i| pool.spawn(0, async move { i })).collect();
+            let mut sum = 0;
+            for child in children {
+                sum += child.await.unwrap();
+            }
+            sum
+        });
+        assert_eq!(pool.block_on(fan_out).unwrap(), 1225);
+        let local = pool.spawn_on(1, 0, || {
+            let here = std::rc::Rc::new(std::thread::current().id());
+            async move { *here }
+        });
+        let on_1 = pool.block_on(local).unwrap();
+        assert_ne!(on_1, std::thread::current().id());
+        let report = pool.shutdown_blocking();
+        assert!(report.finished());
+        // The fan-out, its 50 children, and the spawn_on shell and task.
+        assert_eq!(report.completed(), 53);
+        assert!(pool.spawn(0, async {}).is_finished());
+    }
+}
