@@ -36,7 +36,7 @@ pub trait Peer {
 }
 
 /// Turns a handle that yields `Result<T, E>` into one that yields `T`.
-pub struct Unwrap<H>(H);
+pub struct Unwrap<H>(pub H);
 
 impl<T, E: std::fmt::Debug, H: Future<Output = Result<T, E>> + Unpin> Future for Unwrap<H> {
     type Output = T;
@@ -449,4 +449,88 @@ pub fn tail(mut samples: Vec<Duration>) -> (Duration, Duration) {
         Some(&max) => (percentile(&samples, 0.999), max),
         None => (Duration::ZERO, Duration::ZERO),
     }
+}
+
+/// The median of `samples` (zero if none); sorts them.
+pub fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    percentile(samples, 0.5)
+}
+
+// ----- multi-threaded helpers ------------------------------------------------
+
+/// A one-slot mailbox between threads: one task (or thread) sends a
+/// non-zero number, one task receives it, woken from whatever thread sent
+/// it. The lightest cross-thread hand-off, usable on every executor, so that
+/// a ping-pong between workers measures the executors' cross-thread wake
+/// path rather than a channel library.
+pub struct Mailbox {
+    /// Zero: empty.
+    value: AtomicU64,
+    waker: AtomicWaker,
+}
+
+impl Mailbox {
+    pub fn new() -> Arc<Mailbox> {
+        Arc::new(Mailbox {
+            value: AtomicU64::new(0),
+            waker: AtomicWaker::new(),
+        })
+    }
+
+    /// Puts `value` (non-zero) in the slot and wakes the receiver.
+    pub fn send(&self, value: u64) {
+        debug_assert_ne!(value, 0, "zero marks an empty mailbox");
+        self.value.store(value, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Waits for a value and takes it.
+    pub fn recv(&self) -> impl Future<Output = u64> + Send + '_ {
+        poll_fn(move |cx| {
+            let value = self.value.swap(0, Ordering::Acquire);
+            if value != 0 {
+                return Poll::Ready(value);
+            }
+            self.waker.register(cx.waker());
+            match self.value.swap(0, Ordering::Acquire) {
+                0 => Poll::Pending,
+                value => Poll::Ready(value),
+            }
+        })
+    }
+}
+
+/// CPU time used so far by this process, with how many times its threads
+/// were scheduled onto a CPU (a count of wake-ups; `None` where the kernel
+/// does not say). Linux only.
+///
+/// Reads `/proc/self/task/*/schedstat` (nanoseconds on the CPU, and time
+/// slices, per thread); falls back to the utime and stime of
+/// `/proc/self/stat` (clock ticks, 10 ms each). A thread that exits between
+/// two readings takes its time with it: compare readings taken while the
+/// same threads live.
+pub fn process_cpu() -> Option<(Duration, Option<u64>)> {
+    let from_schedstat = || -> Option<(Duration, Option<u64>)> {
+        let (mut nanos, mut slices) = (0u64, 0u64);
+        for entry in std::fs::read_dir("/proc/self/task").ok()? {
+            let path = entry.ok()?.path().join("schedstat");
+            let text = std::fs::read_to_string(path).ok()?;
+            let mut fields = text.split_whitespace();
+            nanos += fields.next()?.parse::<u64>().ok()?;
+            slices += fields.nth(1)?.parse::<u64>().ok()?;
+        }
+        Some((Duration::from_nanos(nanos), Some(slices)))
+    };
+    let from_stat = || -> Option<(Duration, Option<u64>)> {
+        let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which may hold spaces): state is
+        // the first; utime and stime are the 12th and 13th.
+        let rest = &text[text.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // USER_HZ is 100 on every Linux configuration in use.
+        Some((Duration::from_millis(ticks * 10), None))
+    };
+    from_schedstat().or_else(from_stat)
 }
