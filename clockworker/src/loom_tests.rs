@@ -519,3 +519,34 @@ fn loom_call_and_close() {
         }
     });
 }
+
+/// Two busy executors that are each other's waiting thief, with nothing to
+/// spare, put the offers back at the same time (`Core::shed` when no task
+/// may move: `take_thieves`, then `keep_thieves`). Neither holds its own
+/// injector's lock while it takes the other's, so they cannot deadlock
+/// (loom reports a deadlock as a failure), and both offers stand after.
+#[test]
+fn loom_two_executors_keep_each_other_as_thieves() {
+    check(|| {
+        let a = new_shared();
+        let b = new_shared();
+        a.offer_thief(&b);
+        b.offer_thief(&a);
+        let other = {
+            let (a, b) = (a.clone(), b.clone());
+            thread::spawn(move || {
+                let thieves = b.take_thieves();
+                b.keep_thieves(thieves);
+                drop(a);
+            })
+        };
+        let thieves = a.take_thieves();
+        a.keep_thieves(thieves);
+        other.join().unwrap();
+        for (victim, thief) in [(&a, &b), (&b, &a)] {
+            let kept = victim.take_thieves();
+            assert_eq!(kept.len(), 1, "an offer was lost");
+            assert!(Arc::ptr_eq(&kept[0], thief));
+        }
+    });
+}

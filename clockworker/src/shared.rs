@@ -403,13 +403,18 @@ impl Shared {
     }
 
     /// Puts back thieves that got nothing: their offers stand.
+    ///
+    /// Never holds this injector's lock while taking another's (two
+    /// executors may each be the other's thief): the closed thieves are
+    /// sorted out first.
     pub(crate) fn keep_thieves(&self, thieves: impl IntoIterator<Item = Arc<Shared>>) {
+        let open: Vec<Arc<Shared>> = thieves.into_iter().filter(|t| !t.is_closed()).collect();
         let mut injector = self.injector();
         if injector.closed {
             return;
         }
-        for thief in thieves {
-            if !thief.is_closed() && !injector.thieves.iter().any(|t| Arc::ptr_eq(t, &thief)) {
+        for thief in open {
+            if !injector.thieves.iter().any(|t| Arc::ptr_eq(t, &thief)) {
                 injector.thieves.push(thief);
             }
         }

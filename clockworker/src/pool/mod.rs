@@ -1148,7 +1148,9 @@ mod tests {
             .unwrap();
         let fan_out = pool.spawn(0, async {
             let pool = PoolHandle::<u8>::current();
-            let children: Vec<_> = (0..50u64).map(|i| pool.spawn(0, async move { i })).collect();
+            let children: Vec<_> = (0..50u64)
+                .map(|i| pool.spawn(0, async move { i }))
+                .collect();
             let mut sum = 0;
             for child in children {
                 sum += child.await.unwrap();
