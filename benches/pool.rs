@@ -6,9 +6,7 @@
 //!
 //! - **clockworker pool**: `Pool` with one queue, no stealing (its
 //!   default); with `POOL_STEALING=1`, also the same with stealing on for
-//!   that queue (off by default: two workers that each hold the other as a
-//!   waiting thief can deadlock, see `keep_thief` in `shared.rs`; on a
-//!   2-CPU machine the `yield` workload at 2 workers hangs within seconds);
+//!   that queue;
 //! - **tokio multi-thread**: a work-stealing runtime with as many workers;
 //! - **async-executor**: one `Executor` run by as many threads (how smol
 //!   users build a multi-threaded executor);

@@ -303,8 +303,10 @@ impl Core {
             let _ = task::drop_task(runnable);
             return;
         }
+        let index = runnable.metadata().queue;
         self.admit(runnable.metadata());
         self.enqueue(runnable);
+        self.note_fresh(index);
     }
 
     /// The group a task spawned onto queue `index` inherits: that of the
@@ -386,9 +388,6 @@ impl Core {
         let was_empty = tasks.push(runnable, |header| {
             header.group().map_or(1, |group| queue.group_weight(group))
         });
-        if queue.sheddable {
-            self.note_backlog(tasks.len());
-        }
         drop(tasks);
         if was_empty && self.turn.activate(index) {
             bump(&queue.counters.preemptions);
@@ -412,14 +411,23 @@ impl Core {
         self.shared.take_injected(&mut batch);
         for runnable in batch.tasks.drain(..) {
             let header = runnable.metadata();
-            match header.arrival.swap(task::ARRIVED, Ordering::Relaxed) {
-                task::ARRIVED => {}
+            let fresh = match header.arrival.swap(task::ARRIVED, Ordering::Relaxed) {
+                task::ARRIVED => None,
                 // Spawned through a `Spawner`, arriving for the first time.
-                task::SPAWNED_REMOTELY => self.admit(header),
+                task::SPAWNED_REMOTELY => {
+                    self.admit(header);
+                    Some(header.queue)
+                }
                 // Shed by another executor: alive here now, spawned there.
-                _ => self.registry.admit(),
-            }
+                _ => {
+                    self.registry.admit();
+                    Some(header.queue)
+                }
+            };
             self.enqueue(runnable);
+            if let Some(index) = fresh {
+                self.note_fresh(index);
+            }
         }
         for id in batch.aborts.drain(..) {
             self.wake_for_abort(id);

@@ -151,8 +151,9 @@ pub(crate) struct HookCounts {
     /// Times the executor went idle (returned `Pending` with nothing to
     /// run).
     pub(crate) parks: AtomicU64,
-    /// Rings of the doorbell that could wake the executor's host: spawns and
-    /// wakes from outside its run (not requests for its stats).
+    /// Rings of the doorbell while the executor was idle (asleep in its
+    /// host, or about to be): the wake-ups that spawns and wakes from
+    /// outside its run cost (not requests for its stats).
     pub(crate) wakeups: AtomicU64,
     /// Tasks this executor handed to another one.
     pub(crate) shed: AtomicU64,
@@ -193,7 +194,7 @@ impl Shared {
 
     /// Sets `bit` and wakes the host if the executor may be waiting.
     pub(crate) fn notify(&self, bit: u8) {
-        if self.doorbell.notify(bit) {
+        if self.doorbell.notify(bit) && self.is_idle() {
             self.counts.wakeups.fetch_add(1, Ordering::Relaxed);
         }
     }

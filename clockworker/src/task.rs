@@ -33,7 +33,7 @@ use std::future::Future;
 use std::num::NonZeroU64;
 use std::panic::{AssertUnwindSafe, Location};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -227,9 +227,32 @@ pub(crate) const MOVED_IN: u8 = 2;
 /// rewritten: the task is queued (scheduled), so no waker schedules it, and
 /// the new executor only sees it through its injector's lock, taken after
 /// the rewrite. The lock is only there because the header is shared.
+///
+/// A movable home also keeps the address of its executor's shared state,
+/// so that the check every wake makes ([`Header::belongs_to`]) is one
+/// atomic load rather than a lock. The address identifies the executor:
+/// the home holds an `Arc` of that state, which therefore stays at that
+/// address, and the executor it is compared with is alive too.
 pub(crate) enum Home {
     Fixed(Arc<Shared>),
-    Movable(Mutex<Arc<Shared>>),
+    Movable {
+        address: AtomicUsize,
+        shared: Mutex<Arc<Shared>>,
+    },
+}
+
+impl Home {
+    fn movable(shared: Arc<Shared>) -> Home {
+        Home::Movable {
+            address: AtomicUsize::new(address_of(&shared)),
+            shared: Mutex::new(shared),
+        }
+    }
+}
+
+/// The address of an executor's shared state, as a number.
+fn address_of(shared: &Arc<Shared>) -> usize {
+    Arc::as_ptr(shared) as usize
 }
 
 /// Where a new task goes inside its queue: its group (with the weight the
@@ -266,7 +289,7 @@ impl Header {
     pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
         match &self.home {
             Home::Fixed(home) => Arc::ptr_eq(home, shared),
-            Home::Movable(home) => Arc::ptr_eq(&lock(home), shared),
+            Home::Movable { address, .. } => address.load(Ordering::Acquire) == address_of(shared),
         }
     }
 
@@ -275,21 +298,27 @@ impl Header {
     pub(crate) fn home(&self) -> Cow<'_, Arc<Shared>> {
         match &self.home {
             Home::Fixed(home) => Cow::Borrowed(home),
-            Home::Movable(home) => Cow::Owned(lock(home).clone()),
+            Home::Movable { shared, .. } => Cow::Owned(lock(shared).clone()),
         }
     }
 
     /// The task may be handed to another executor (see [`Home`]).
     #[inline]
     pub(crate) fn movable(&self) -> bool {
-        matches!(self.home, Home::Movable(_))
+        matches!(self.home, Home::Movable { .. })
     }
 
     /// Makes `shared` the task's executor; only for a movable task that
     /// its current executor holds, queued (see [`Home`]).
     pub(crate) fn move_to(&self, shared: Arc<Shared>) {
-        if let Home::Movable(home) = &self.home {
-            *lock(home) = shared;
+        if let Home::Movable {
+            address,
+            shared: home,
+        } = &self.home
+        {
+            let mut home = lock(home);
+            address.store(address_of(&shared), Ordering::Release);
+            *home = shared;
         }
     }
 }
@@ -334,7 +363,7 @@ impl TaskSpec {
     fn header(self, local: bool) -> (Header, bool) {
         let placement = &self.placement;
         let home = if self.movable && !local {
-            Home::Movable(Mutex::new(self.shared))
+            Home::movable(self.shared)
         } else {
             Home::Fixed(self.shared)
         };

@@ -12,8 +12,9 @@
 //! boundary the busy executor takes the waiting thieves and moves, to each
 //! in turn, up to half of what is left in its sheddable queues (at most
 //! [`SHED_BATCH`] tasks per thief), newest first; once it has nothing to
-//! spare it keeps the remaining offers, and the next push into a sheddable
-//! queue that leaves two or more tasks there flags the bit again. A task moves only if it is `Send`, movable (spawned
+//! spare it keeps the remaining offers, and the next task that has never
+//! run to enter a sheddable queue that then holds two or more tasks flags
+//! the bit again. A task moves only if it is `Send`, movable (spawned
 //! onto a sheddable queue), in no group, not aborted and has never run:
 //! it is then in no executor's registry, so its new executor's books (live
 //! count, registry) are complete, and no waker of it exists outside its
@@ -36,13 +37,20 @@ use crate::task::Header;
 pub(crate) const SHED_BATCH: usize = 128;
 
 impl Core {
-    /// A push left `len` tasks in a sheddable queue: if a thief waits and
-    /// there is a task to spare, the next poll boundary sheds.
-    #[cold]
-    #[inline(never)]
-    pub(super) fn note_backlog(&self, len: usize) {
-        if len >= 2 && self.shared.wants_shed() {
-            self.shared.flag_shed();
+    /// A task that has never run (a spawn, or a task shed to us) entered
+    /// queue `index`: if the queue is sheddable, a thief waits and there is
+    /// a task to spare, the next poll boundary sheds. Only such tasks may
+    /// move, so a wake of a task that has run never asks for a shed (a
+    /// busy executor with nothing to spare would otherwise try at every
+    /// poll boundary).
+    #[inline]
+    pub(super) fn note_fresh(&self, index: u32) {
+        let queue = &self.queues[index as usize];
+        if queue.sheddable && self.shared.wants_shed() {
+            let spare = queue.tasks.try_borrow().map_or(0, |tasks| tasks.len());
+            if spare >= 2 {
+                self.shared.flag_shed();
+            }
         }
     }
 

@@ -35,7 +35,8 @@ pub struct WorkerStats<K> {
     /// thread asleep in its host until woken).
     pub parks: u64,
     /// Wake-ups from other threads: spawns and wakes that rang the
-    /// worker's doorbell (stats requests do not count).
+    /// worker's doorbell while it was idle (stats requests do not count;
+    /// rings while it runs cost no wake-up and do not count either).
     pub wakeups: u64,
     /// The worker has stopped (after a shutdown); these are its final
     /// stats.
