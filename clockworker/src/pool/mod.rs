@@ -166,8 +166,11 @@ struct Slot<K> {
 /// that is awake (and drains them as fast as they come) before it wakes
 /// another, one futex wake-up and one park per task at most rather than per
 /// task every time. Measured with `cargo bench --bench pool` (spawn from
-/// outside): without it, almost every spawn into a 16-worker pool woke a
-/// sleeping worker (0.97 wake-ups and parks per task, 4× tokio's time).
+/// outside): with plain power of two choices, almost every spawn into a
+/// 16-worker pool woke a sleeping worker (0.97 wake-ups and parks per
+/// task, 4× tokio's time); the penalty alone barely helps there (two
+/// random picks out of 16 rarely include the one awake worker), hence the
+/// sticky first pick in `PoolHandle::pick`.
 const IDLE_PENALTY: usize = 8;
 
 /// The tasks the pool placed on a worker that have not finished, on a
@@ -536,16 +539,23 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> PoolHandle<K> {
         }
     }
 
-    /// Power of two choices: the less loaded of two distinct workers picked
-    /// at random, a sleeping worker counting as [`IDLE_PENALTY`] tasks
-    /// busier than it is (see there).
+    /// Power of two choices: the less loaded of two distinct workers, a
+    /// sleeping worker counting as [`IDLE_PENALTY`] tasks busier than it
+    /// is. The first is the worker this thread picked last (sticky: a
+    /// burst from one thread keeps feeding a worker it has woken, rather
+    /// than sample two sleeping ones out of many and wake one per spawn),
+    /// the second is picked at random; a tie keeps the first.
     fn pick(&self) -> usize {
         let workers = self.spawning.slots.len();
         if workers == 1 {
             return 0;
         }
         let random = random();
-        let a = (random % workers as u64) as usize;
+        let pool = self.shared.id;
+        let a = match LAST_PICK.get() {
+            (last_pool, worker) if last_pool == pool && worker < workers => worker,
+            _ => (random % workers as u64) as usize,
+        };
         let b = (a + 1 + ((random >> 32) % (workers as u64 - 1)) as usize) % workers;
         let load = |worker: usize| {
             let slot = &self.spawning.slots[worker];
@@ -556,7 +566,9 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> PoolHandle<K> {
             };
             slot.load.0.load(Ordering::Relaxed) + idle
         };
-        if load(b) < load(a) { b } else { a }
+        let picked = if load(b) < load(a) { b } else { a };
+        LAST_PICK.set((pool, picked));
+        picked
     }
 
     /// Builds a `!Send` future on worker `worker` with `make` and spawns it
@@ -1126,6 +1138,11 @@ impl Drop for LoadGuard {
     fn drop(&mut self) {
         self.0.0.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+thread_local! {
+    /// The pool and worker this thread's last spawn from outside went to.
+    static LAST_PICK: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
 }
 
 /// A fast thread-local pseudo-random number (xorshift64*), for picking
