@@ -62,7 +62,9 @@
 //!   contains it (`POOL_ONLY=latency`, `POOL_ONLY=tokio`, `POOL_ONLY=idle/`);
 //! - `POOL_QUICK=1` a smoke run: small budgets, fewer requests, a short
 //!   idle window;
-//! - `POOL_STEALING=1` adds the column of the pool with stealing on.
+//! - `POOL_STEALING=1` adds the column of the pool with stealing on;
+//! - `POOL_SPIN_US=20` sets the pool's `spin_before_park` (default: the
+//!   pool's default, none).
 //!
 //! Run with `cargo bench --bench pool`: prints tables in markdown and
 //! writes them to `target/bench-results/pool.md`.
@@ -154,6 +156,18 @@ impl Config {
             Duration::from_secs(1)
         }
     }
+}
+
+/// The clockworker pool's `spin_before_park`: `POOL_SPIN_US` microseconds,
+/// or the pool's default.
+fn spin_before_park() -> Duration {
+    std::env::var("POOL_SPIN_US")
+        .ok()
+        .and_then(|us| us.trim().parse::<u64>().ok())
+        .map_or(
+            clockworker::PoolBuilder::<u8>::DEFAULT_SPIN_BEFORE_PARK,
+            Duration::from_micros,
+        )
 }
 
 /// Whether environment variable `name` is set, and neither empty nor `0`.
@@ -268,7 +282,10 @@ impl<const STEALING: bool> Runtime for ClockworkerPool<STEALING> {
     type Spawner = Arc<Pool<u8>>;
 
     fn build(workers: usize) -> Result<Self, String> {
-        let mut builder = Pool::builder().workers(workers).with_queue(0u8, 1);
+        let mut builder = Pool::builder()
+            .workers(workers)
+            .with_queue(0u8, 1)
+            .spin_before_park(spin_before_park());
         if STEALING {
             builder = builder.with_stealing(0);
         }
@@ -1146,6 +1163,7 @@ fn latency_pool(config: &Config, workers: usize, with_background: bool) -> Laten
         .workers(workers)
         .with_queue(Queue::Foreground, 8)
         .with_queue(Queue::Background, 1)
+        .spin_before_park(spin_before_park())
         .build()
         .expect("valid pool");
     let load = with_background.then(|| {

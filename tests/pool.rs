@@ -1221,6 +1221,57 @@ fn idle_workers_park() {
     });
 }
 
+/// Workers that spin before parking (`spin_before_park`) pass messages
+/// back and forth (every one arrives, in order), and still sleep once idle:
+/// no wake-ups, no parks and no CPU to speak of over 500 ms.
+#[test]
+fn spinning_workers_pass_messages_and_still_sleep_when_idle() {
+    let _serial = serial();
+    isolated(|| {
+        let pool = Pool::builder()
+            .workers(2)
+            .with_queue(Q::Fg, 1)
+            .spin_before_park(Duration::from_micros(50))
+            .build()
+            .unwrap();
+        const ROUND_TRIPS: u32 = 500;
+        let (to_echo, mut echo_in) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        let (to_caller, mut caller_in) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        let echo = pool.spawn_on(1, Q::Fg, move || async move {
+            let tid = tid();
+            while let Some(n) = echo_in.recv().await {
+                to_caller.send(n + 1).unwrap();
+            }
+            tid
+        });
+        let caller = pool.spawn_on(0, Q::Fg, move || async move {
+            let tid = tid();
+            for n in 0..ROUND_TRIPS {
+                to_echo.send(n * 2).unwrap();
+                assert_eq!(caller_in.recv().await, Some(n * 2 + 1));
+            }
+            tid
+        });
+        let tids = [pool.block_on(caller).unwrap(), pool.block_on(echo).unwrap()];
+        thread::sleep(Duration::from_millis(50));
+        let before = pool.stats();
+        #[cfg(target_os = "linux")]
+        let cpu_before: Vec<u64> = tids.iter().map(|&t| cpu_ticks(t)).collect();
+        thread::sleep(Duration::from_millis(500));
+        let after = pool.stats();
+        assert!(after.wakeups() - before.wakeups() <= 2);
+        assert!(after.parks() - before.parks() <= 2);
+        #[cfg(target_os = "linux")]
+        for (w, &t) in tids.iter().enumerate() {
+            let used = cpu_ticks(t) - cpu_before[w];
+            assert!(used <= 5, "worker {w} used {used} ticks of CPU while idle");
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = tids;
+        assert_eq!(pool.shutdown_blocking().completed(), 4);
+    });
+}
+
 /// Spawns into a parked pool start promptly: of 200 spawns a few ms apart,
 /// at least 90% start within 5 ms, and none is lost.
 #[test]

@@ -112,6 +112,10 @@ pub(crate) struct Hooks {
     /// Runs each time the executor goes idle, on its thread, outside any
     /// task (no borrow of the core is held).
     pub(crate) on_idle: Option<Box<dyn Fn()>>,
+    /// How long the executor, about to go idle, keeps checking its
+    /// doorbell before it hands its thread back to its host (a pool's
+    /// worker, whose host has nothing else to do; zero otherwise).
+    pub(crate) idle_spin: std::time::Duration,
 }
 
 /// Why the run loop stopped.
@@ -145,6 +149,8 @@ pub(crate) struct Core {
     keys: Rc<dyn Any>,
     names: Box<[String]>,
     on_idle: Option<Box<dyn Fn()>>,
+    /// See [`Hooks::idle_spin`], in clock ticks.
+    idle_spin: u64,
     /// Polls counted at the last park (see `Core::went_idle`).
     polls_at_park: std::cell::Cell<u64>,
 }
@@ -159,6 +165,7 @@ impl Core {
         hooks: Hooks,
     ) -> Core {
         let weights: Vec<u32> = queues.iter().map(|(weight, _)| *weight).collect();
+        let idle_spin = clock.to_ticks(hooks.idle_spin);
         Core {
             shared: Arc::new(Shared::new(clock.clone())),
             propagate_panics: config.propagate_panics,
@@ -181,6 +188,7 @@ impl Core {
             keys,
             names,
             on_idle: hooks.on_idle,
+            idle_spin,
             polls_at_park: Default::default(),
         }
     }

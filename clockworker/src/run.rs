@@ -186,6 +186,7 @@ impl<F: Future> RunUntil<'_, F> {
                     if attention & (REMOTE | CALL | INTERRUPT) != 0
                         || main.woken.load(Ordering::Acquire)
                         || core.has_runnable()
+                        || core.spin_for_work(|| main.woken.load(Ordering::Acquire))
                     {
                         continue;
                     }

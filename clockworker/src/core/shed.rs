@@ -30,7 +30,7 @@ use std::task::Waker;
 use async_task::Runnable;
 
 use super::Core;
-use crate::shared::{REMOTE, Shared};
+use crate::shared::{CALL, INTERRUPT, REMOTE, Shared};
 use crate::task::Header;
 
 /// The most tasks one shed moves.
@@ -150,6 +150,36 @@ impl Core {
         self.shared.set_idle(true);
         if let Some(hook) = &self.on_idle {
             hook();
+        }
+    }
+
+    /// The executor is about to go idle: for up to [`Hooks::idle_spin`]
+    /// (zero unless a pool set it), keeps checking for work from other
+    /// threads (or `woken`, its `run_until` future's wake) before its
+    /// thread sleeps in its host. A reply that comes within microseconds
+    /// then costs no futex sleep and wake-up. Returns whether work came.
+    ///
+    /// [`Hooks::idle_spin`]: super::Hooks::idle_spin
+    pub(crate) fn spin_for_work(&self, woken: impl Fn() -> bool) -> bool {
+        if self.idle_spin == 0 {
+            return false;
+        }
+        let clock = self.turn.clock();
+        let until = clock.now().saturating_add(self.idle_spin);
+        loop {
+            for _ in 0..8 {
+                if self.shared.attention() & (REMOTE | CALL | INTERRUPT) != 0 || woken() {
+                    return true;
+                }
+                // A few pauses between two looks: the doorbell's cache line
+                // is also where the threads that ring it write.
+                for _ in 0..8 {
+                    std::hint::spin_loop();
+                }
+            }
+            if clock.now() >= until {
+                return false;
+            }
         }
     }
 

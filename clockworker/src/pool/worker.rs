@@ -315,7 +315,11 @@ where
     let executor = pool
         .config
         .executor_builder()
-        .with_hooks(Hooks { sheddable, on_idle })
+        .with_hooks(Hooks {
+            sheddable,
+            on_idle,
+            idle_spin: pool.config.spin_before_park,
+        })
         .build()?;
     let host = Host::new().map_err(fail)?;
     Ok((executor, host))
