@@ -544,7 +544,8 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> PoolHandle<K> {
     /// is. The first is the worker this thread picked last (sticky: a
     /// burst from one thread keeps feeding a worker it has woken, rather
     /// than sample two sleeping ones out of many and wake one per spawn),
-    /// the second is picked at random; a tie keeps the first.
+    /// the second is picked at random; a tie goes to the second if it is
+    /// awake, else stays with the first.
     fn pick(&self) -> usize {
         let workers = self.spawning.slots.len();
         if workers == 1 {
@@ -559,14 +560,18 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> PoolHandle<K> {
         let b = (a + 1 + ((random >> 32) % (workers as u64 - 1)) as usize) % workers;
         let load = |worker: usize| {
             let slot = &self.spawning.slots[worker];
-            let idle = if slot.shared.is_idle() {
-                IDLE_PENALTY
-            } else {
-                0
-            };
-            slot.load.0.load(Ordering::Relaxed) + idle
+            let idle = slot.shared.is_idle();
+            let penalty = if idle { IDLE_PENALTY } else { 0 };
+            (slot.load.0.load(Ordering::Relaxed) + penalty, idle)
         };
-        let picked = if load(b) < load(a) { b } else { a };
+        let ((load_a, _), (load_b, b_idle)) = (load(a), load(b));
+        // A tie with an awake worker goes to the random one: steady
+        // traffic spreads over busy workers instead of sticking to one.
+        let picked = if load_b < load_a || (load_b == load_a && !b_idle) {
+            b
+        } else {
+            a
+        };
         LAST_PICK.set((pool, picked));
         picked
     }
