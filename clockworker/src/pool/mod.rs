@@ -179,9 +179,10 @@ const IDLE_PENALTY: usize = 8;
 #[derive(Debug, Default)]
 struct Load(AtomicUsize);
 
-impl Pool<()> {
-    /// A [`PoolBuilder`].
-    pub fn builder<K>() -> PoolBuilder<K> {
+impl<K> Pool<K> {
+    /// A [`PoolBuilder`] (the same as [`PoolBuilder::new`]); the key type
+    /// is inferred from the queues added, or given as `Pool::<K>::builder()`.
+    pub fn builder() -> PoolBuilder<K> {
         PoolBuilder::new()
     }
 }
