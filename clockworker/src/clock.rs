@@ -46,6 +46,21 @@ impl Clock {
         self.inner.raw()
     }
 
+    /// The `Instant` at which this clock will read `ticks` (now, if that
+    /// reading is past).
+    pub(crate) fn instant_of(&self, ticks: u64) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        let ahead = ticks.saturating_sub(self.now());
+        now.checked_add(self.to_duration(ahead)).unwrap_or(now)
+    }
+
+    /// The clock reading at `instant` (now, if it is past; saturating far
+    /// in the future).
+    pub(crate) fn ticks_of(&self, instant: std::time::Instant) -> u64 {
+        let ahead = instant.saturating_duration_since(std::time::Instant::now());
+        self.now().saturating_add(self.to_ticks(ahead))
+    }
+
     /// Converts a tick count to a duration.
     pub(crate) fn to_duration(&self, ticks: u64) -> Duration {
         Duration::from_nanos(self.inner.delta_as_nanos(0, ticks))

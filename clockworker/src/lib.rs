@@ -332,6 +332,7 @@ mod spawner;
 mod stats;
 mod sync;
 mod task;
+pub mod time;
 mod yield_now;
 
 pub use builder::ExecutorBuilder;

@@ -71,6 +71,21 @@ impl Parker {
         Waker::from(self.unparker.clone())
     }
 
+    /// [`park`](Self::park), or until `deadline`, whichever comes first.
+    pub(crate) fn park_until(&self, deadline: Instant) {
+        let notified = &self.unparker.notified;
+        loop {
+            if notified.swap(false, Ordering::Acquire) {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            thread::park_timeout(deadline - now);
+        }
+    }
+
     /// Returns once a waker has been woken since the last return (at once if
     /// one already was): spins briefly, then parks the thread.
     pub(crate) fn park(&self) {

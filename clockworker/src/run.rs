@@ -1,6 +1,7 @@
 //! Driving an executor: inside a host runtime (`run_until`) or on its own
 //! (`block_on`).
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -14,7 +15,7 @@ use atomic_waker::AtomicWaker;
 use crate::context;
 use crate::core::{Core, Exit};
 use crate::park::Parker;
-use crate::shared::{CALL, INTERRUPT, LOCAL, MAIN, REMOTE, Shared};
+use crate::shared::{LOCAL, MAIN, Shared, WAKE_BITS};
 
 /// Wakes the future passed to `run_until`: flags it, gets the run loop's
 /// attention, and wakes the host task that polls the `RunUntil`.
@@ -183,9 +184,10 @@ impl<F: Future> RunUntil<'_, F> {
                     // it finds the bit clear and wakes the host.
                     let attention = core.shared.register_host(cx.waker());
                     main.host.register(cx.waker());
-                    if attention & (REMOTE | CALL | INTERRUPT) != 0
+                    if attention & WAKE_BITS != 0
                         || main.woken.load(Ordering::Acquire)
                         || core.has_runnable()
+                        || core.shared.arm_deadline()
                         || core.spin_for_work(|| main.woken.load(Ordering::Acquire))
                     {
                         continue;
@@ -255,16 +257,53 @@ fn run_tasks(core: &Core) -> Exit {
     core.run_tasks()
 }
 
-/// Polls `future` on this thread, parking it while the future is pending.
+thread_local! {
+    /// How many of the executor's own `block_on`s are polling their future
+    /// on this thread right now (they nest).
+    static IN_BLOCK_ON: Cell<u32> = const { Cell::new(0) };
+    /// The earliest deadline (clock ticks) that something polled by the
+    /// innermost `block_on` asked it to wake up at (`u64::MAX`: none).
+    static PARK_DEADLINE: Cell<u64> = const { Cell::new(u64::MAX) };
+}
+
+/// The hook of a park with a deadline: called while this thread's
+/// `block_on` polls its future, asks it to wake up at `deadline` (clock
+/// ticks) at the latest, even if nothing wakes its future. Returns `false`
+/// (and does nothing) outside the executor's own `block_on`: the caller
+/// must then arrange its wake-up some other way.
+pub(crate) fn wake_block_on_at(deadline: u64) -> bool {
+    if IN_BLOCK_ON.get() == 0 {
+        return false;
+    }
+    PARK_DEADLINE.set(PARK_DEADLINE.get().min(deadline));
+    true
+}
+
+/// Polls `future` on this thread, parking it while the future is pending
+/// (until a deadline, if what it polled asked for one; see
+/// [`wake_block_on_at`]).
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let parker = Parker::new();
     let waker = parker.waker();
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
+        let outer = PARK_DEADLINE.replace(u64::MAX);
+        IN_BLOCK_ON.set(IN_BLOCK_ON.get() + 1);
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            future.as_mut().poll(&mut cx)
+        }));
+        IN_BLOCK_ON.set(IN_BLOCK_ON.get() - 1);
+        let deadline = PARK_DEADLINE.replace(outer);
+        match polled {
+            Ok(Poll::Ready(output)) => return output,
+            Ok(Poll::Pending) => {}
+            Err(payload) => std::panic::resume_unwind(payload),
         }
-        parker.park();
+        if deadline == u64::MAX {
+            parker.park();
+        } else {
+            parker.park_until(crate::clock::Clock::global().instant_of(deadline));
+        }
     }
 }

@@ -55,6 +55,27 @@ pub(crate) const CALL: u8 = 16;
 /// End the run loop at the next poll boundary, so that the `run_until`
 /// future (woken already) is polled at once (see [`Shared::interrupt`]).
 pub(crate) const INTERRUPT: u8 = 32;
+/// A deadline of the executor's timers passed while it was idle (rung by
+/// the timer thread, see `time::helper`).
+pub(crate) const TIMER: u8 = 64;
+
+/// The bits that an idle executor must wake up for (checked again after
+/// it registers its host's waker).
+pub(crate) const WAKE_BITS: u8 = REMOTE | CALL | INTERRUPT | TIMER;
+
+/// A per-executor timer structure (the `time` module's), seen from the
+/// core: the run loop calls [`fire`](Deadlines::fire) once the clock passes
+/// [`Shared::next_deadline`]. The core knows nothing else about timers.
+pub(crate) trait Deadlines: Send + Sync + std::any::Any + std::fmt::Debug {
+    /// Wakes every timer due at `now` (clock ticks), outside any lock, and
+    /// stores the next deadline in `shared` (`u64::MAX`: none).
+    fn fire(&self, now: u64, shared: &Shared);
+
+    /// The executor goes idle with its next deadline at `deadline` (clock
+    /// ticks, not yet passed): makes sure it is woken then (by the park of
+    /// the executor's own `block_on`, or a `TIMER` ring).
+    fn arm(&self, deadline: u64, shared: &Arc<Shared>);
+}
 
 /// A closure to run on the executor's thread, at a poll boundary.
 pub(crate) struct Call(pub(crate) Box<dyn FnOnce() + Send>);
@@ -142,6 +163,16 @@ pub(crate) struct Shared {
     /// The executor went idle and has not run since (a hint for shedding:
     /// a thief that got busy in the meantime is skipped).
     idle: std::sync::atomic::AtomicBool,
+    /// The executor's timers, created by the first timer polled on it.
+    deadlines: std::sync::OnceLock<Arc<dyn Deadlines>>,
+    /// The earliest deadline of its timers, in clock ticks (`u64::MAX`:
+    /// none). Written on the executor's thread (a timer polled there, or
+    /// fired) and read by its run loop at every poll boundary.
+    next_deadline: AtomicU64,
+    /// The deadline the timer thread was last asked to ring `TIMER` at
+    /// (`u64::MAX`: none): an idle executor asks again only for an earlier
+    /// one.
+    pub(crate) rings_at: AtomicU64,
 }
 
 /// What the hooks for executors that work together (a pool) count, readable
@@ -171,6 +202,9 @@ impl Shared {
             counts: HookCounts::default(),
             wants_shed: std::sync::atomic::AtomicBool::new(false),
             idle: std::sync::atomic::AtomicBool::new(false),
+            deadlines: std::sync::OnceLock::new(),
+            next_deadline: AtomicU64::new(u64::MAX),
+            rings_at: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -370,6 +404,56 @@ impl Shared {
             self.wants_shed.store(true, Ordering::Relaxed);
         }
         self.doorbell.flag(SHED);
+    }
+
+    // ----- the hooks of the `time` module ---------------------------------
+
+    /// The executor's timers, made by `make` the first time.
+    pub(crate) fn deadlines(
+        &self,
+        make: impl FnOnce() -> Arc<dyn Deadlines>,
+    ) -> &Arc<dyn Deadlines> {
+        self.deadlines.get_or_init(make)
+    }
+
+    /// The earliest timer deadline, in clock ticks (`u64::MAX`: none).
+    #[inline]
+    pub(crate) fn next_deadline(&self) -> u64 {
+        self.next_deadline.load(Ordering::Relaxed)
+    }
+
+    /// Sets the earliest timer deadline (on the executor's thread).
+    pub(crate) fn set_next_deadline(&self, ticks: u64) {
+        self.next_deadline.store(ticks, Ordering::Relaxed);
+    }
+
+    /// The executor goes idle: arms a wake-up for its next deadline, if it
+    /// has one. Returns `true` if that deadline has already passed (the
+    /// caller runs its loop again instead of sleeping).
+    pub(crate) fn arm_deadline(self: &Arc<Self>) -> bool {
+        let next = self.next_deadline();
+        if next == u64::MAX {
+            return false;
+        }
+        if next <= self.clock.now() {
+            return true;
+        }
+        if let Some(deadlines) = self.deadlines.get() {
+            deadlines.arm(next, self);
+        }
+        false
+    }
+
+    /// Fires the timers due at `now`, if the executor has any.
+    pub(crate) fn fire_deadlines(&self, now: u64) {
+        if let Some(deadlines) = self.deadlines.get() {
+            deadlines.clone().fire(now, self);
+        }
+    }
+
+    /// The timer thread's ring: a deadline passed (wakes the host).
+    pub(crate) fn ring_timer(&self) {
+        self.notify(TIMER);
     }
 
     /// The executor went idle (`true`) or started a run (`false`).

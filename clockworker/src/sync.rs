@@ -30,10 +30,17 @@ pub(crate) mod atomic {
 
 pub(crate) mod thread {
     #[cfg(not(all(test, clockworker_loom)))]
-    pub(crate) use std::thread::{Thread, current, park};
+    pub(crate) use std::thread::{Thread, current, park, park_timeout};
 
     #[cfg(all(test, clockworker_loom))]
     pub(crate) use loom::thread::{Thread, current, park};
+
+    /// Under loom, time does not pass: a park with a timeout is a park (no
+    /// model parks with a deadline).
+    #[cfg(all(test, clockworker_loom))]
+    pub(crate) fn park_timeout(_timeout: std::time::Duration) {
+        park();
+    }
 }
 
 pub(crate) mod hint {

@@ -11,7 +11,7 @@ use async_task::Runnable;
 
 use super::{Core, Exit, LocalQueue};
 use crate::sched::PollOutcome;
-use crate::shared::{CALL, INTERRUPT, MAIN, REMOTE, SHED};
+use crate::shared::{CALL, INTERRUPT, MAIN, REMOTE, SHED, TIMER};
 use crate::stats::bump;
 use crate::task::{self, Header, Outcome, Signal, TaskId};
 
@@ -55,6 +55,10 @@ impl Core {
                 if attention & REMOTE != 0 {
                     self.drain_injected();
                 }
+                if attention & TIMER != 0 {
+                    // The deadline check below fires what is due.
+                    self.shared.clear(TIMER);
+                }
                 if attention & INTERRUPT != 0 {
                     self.shared.clear(INTERRUPT);
                     return Exit::MainWoken;
@@ -73,6 +77,10 @@ impl Core {
                 {
                     return Exit::MainWoken;
                 }
+            }
+
+            if self.turn.now() >= self.shared.next_deadline() {
+                self.fire_timers();
             }
 
             // `queue`: the queue the task was spawned on (see `next_task`).
@@ -214,6 +222,14 @@ impl Core {
             }
             return Next::Task(runnable, queue);
         }
+    }
+
+    /// A timer deadline passed: the timers wake their tasks (into the
+    /// local queues: this runs on the executor's thread, in its run).
+    #[cold]
+    #[inline(never)]
+    fn fire_timers(&self) {
+        self.shared.fire_deadlines(self.turn.now());
     }
 
     /// Gives a task of another executor, found in one of our queues, back

@@ -30,7 +30,7 @@ use std::task::Waker;
 use async_task::Runnable;
 
 use super::Core;
-use crate::shared::{CALL, INTERRUPT, REMOTE, Shared};
+use crate::shared::{REMOTE, Shared, WAKE_BITS};
 use crate::task::Header;
 
 /// The most tasks one shed moves.
@@ -168,7 +168,7 @@ impl Core {
         let until = clock.now().saturating_add(self.idle_spin);
         loop {
             for _ in 0..8 {
-                if self.shared.attention() & (REMOTE | CALL | INTERRUPT) != 0 || woken() {
+                if self.shared.attention() & WAKE_BITS != 0 || woken() {
                     return true;
                 }
                 // A few pauses between two looks: the doorbell's cache line
