@@ -247,3 +247,104 @@ fn sleeps_from_many_threads_all_wake() {
     }
     assert_eq!(woke.load(Ordering::Relaxed), 8);
 }
+
+// ----- the test clock ---------------------------------------------------------
+
+/// With the clock paused, 1,000 one-second ticks take no real time and
+/// never drift: tick k is due exactly start + k seconds.
+#[test]
+fn a_paused_clock_runs_an_interval_1000_ticks_without_drift() {
+    let executor = one_queue(true);
+    let real = Instant::now();
+    executor.block_on(async {
+        time::pause().unwrap();
+        let start = time::now();
+        let mut ticks = time::interval(Duration::from_secs(1));
+        for k in 0..1_000u32 {
+            assert_eq!(ticks.tick().await, start + Duration::from_secs(1) * k);
+        }
+        assert!(time::now() - start >= Duration::from_secs(999));
+    });
+    assert!(
+        real.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        real.elapsed()
+    );
+}
+
+/// `advance` moves the paused clock and wakes exactly the timers it
+/// passes; `resume` brings real time back.
+#[test]
+fn advance_wakes_the_timers_it_passes() {
+    let executor = one_queue(true);
+    let queue = executor.queue(0).unwrap();
+    let woke = Rc::new(RefCell::new(Vec::new()));
+    executor.block_on(async {
+        time::pause().unwrap();
+        for secs in [30u64, 10, 20] {
+            let woke = woke.clone();
+            queue.spawn(async move {
+                time::sleep(Duration::from_secs(secs)).await;
+                woke.borrow_mut().push(secs);
+            });
+        }
+        // Something to run keeps the executor busy, so the clock does not
+        // jump by itself while the test steps it.
+        let (tx, rx) = async_channel();
+        let keep_busy = queue.spawn(rx);
+        clockworker::yield_now().await;
+        assert!(woke.borrow().is_empty());
+        assert!(time::advance(Duration::from_secs(15)).unwrap());
+        clockworker::yield_now().await;
+        clockworker::yield_now().await;
+        assert_eq!(*woke.borrow(), [10]);
+        assert!(time::advance(Duration::from_secs(10)).unwrap());
+        clockworker::yield_now().await;
+        clockworker::yield_now().await;
+        assert_eq!(*woke.borrow(), [10, 20]);
+        assert!(time::resume().unwrap());
+        assert!(!time::resume().unwrap());
+        assert!(!time::advance(MS).unwrap(), "advance on a running clock");
+        tx.send(());
+        keep_busy.await.unwrap();
+    });
+    assert!(time::pause().is_err(), "pause outside any executor");
+}
+
+/// A one-shot channel from std parts, so the test needs no extra crate.
+fn async_channel() -> (OneShot, OneShotRx) {
+    let shared = Arc::new(std::sync::Mutex::new((false, None::<std::task::Waker>)));
+    (OneShot(shared.clone()), OneShotRx(shared))
+}
+
+struct OneShot(Arc<std::sync::Mutex<(bool, Option<std::task::Waker>)>>);
+struct OneShotRx(Arc<std::sync::Mutex<(bool, Option<std::task::Waker>)>>);
+
+impl OneShot {
+    fn send(self, (): ()) {
+        let waker = {
+            let mut state = self.0.lock().unwrap();
+            state.0 = true;
+            state.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl std::future::Future for OneShotRx {
+    type Output = ();
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let mut state = self.0.lock().unwrap();
+        if state.0 {
+            std::task::Poll::Ready(())
+        } else {
+            state.1 = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        }
+    }
+}

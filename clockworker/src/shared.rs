@@ -71,10 +71,12 @@ pub(crate) trait Deadlines: Send + Sync + std::any::Any + std::fmt::Debug {
     /// stores the next deadline in `shared` (`u64::MAX`: none).
     fn fire(&self, now: u64, shared: &Shared);
 
-    /// The executor goes idle with its next deadline at `deadline` (clock
-    /// ticks, not yet passed): makes sure it is woken then (by the park of
-    /// the executor's own `block_on`, or a `TIMER` ring).
-    fn arm(&self, deadline: u64, shared: &Arc<Shared>);
+    /// The executor goes idle: makes sure it is woken at its next
+    /// deadline (by the park of the executor's own `block_on`, or a `TIMER`
+    /// ring). Returns `true` if timers fired now instead (a deadline had
+    /// passed, or a paused test clock jumped to it): the executor has work
+    /// and must not sleep.
+    fn going_idle(&self, shared: &Arc<Shared>) -> bool;
 }
 
 /// A closure to run on the executor's thread, at a poll boundary.
@@ -427,21 +429,14 @@ impl Shared {
         self.next_deadline.store(ticks, Ordering::Relaxed);
     }
 
-    /// The executor goes idle: arms a wake-up for its next deadline, if it
-    /// has one. Returns `true` if that deadline has already passed (the
-    /// caller runs its loop again instead of sleeping).
+    /// The executor goes idle: its timers arm a wake-up for their next
+    /// deadline, if any (see [`Deadlines::going_idle`]). Returns `true` if
+    /// timers fired instead (the caller runs its loop again).
     pub(crate) fn arm_deadline(self: &Arc<Self>) -> bool {
-        let next = self.next_deadline();
-        if next == u64::MAX {
-            return false;
+        match self.deadlines.get() {
+            Some(deadlines) => deadlines.clone().going_idle(self),
+            None => false,
         }
-        if next <= self.clock.now() {
-            return true;
-        }
-        if let Some(deadlines) = self.deadlines.get() {
-            deadlines.arm(next, self);
-        }
-        false
     }
 
     /// Fires the timers due at `now`, if the executor has any.

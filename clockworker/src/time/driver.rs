@@ -1,11 +1,18 @@
 //! One executor's timers: a `BTreeMap` from (deadline, sequence number) to
-//! the waker of the task waiting for it.
+//! the waker of the task waiting for it, and the executor's timer clock,
+//! which a test may pause and advance.
 //!
 //! The executor's run loop fires the due timers at its poll boundaries (its
 //! `Shared::next_deadline` check), and, when it goes idle, asks this driver
 //! to arm a wake-up for the next deadline: the park of the executor's own
 //! `block_on` (a park with a deadline), or otherwise a `TIMER` ring from
 //! the one shared timer thread (`helper`).
+//!
+//! While the clock is paused, real time means nothing to the timers: the
+//! run loop's check is off (`next_deadline` is `u64::MAX`), [`Driver::advance`]
+//! moves the clock and fires what it passes, and an executor that goes idle
+//! with timers pending jumps straight to the next one (as tokio's paused
+//! clock auto-advances).
 //!
 //! The map sits behind a mutex because a timer future is `Send` and may be
 //! dropped (cancelled) on another thread; on the executor's thread the lock
@@ -14,7 +21,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
+use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
 use crate::shared::{Deadlines, Shared};
 
 /// A timer's place in its driver.
@@ -25,10 +34,86 @@ pub(crate) struct TimerKey {
     pub(crate) seq: u64,
 }
 
+/// A paused clock: it reads `at + elapsed` until advanced.
+#[derive(Debug, Clone, Copy)]
+struct Paused {
+    /// Virtual time gone by since the pause.
+    elapsed: Duration,
+    /// The real reading (ticks) and the `Instant` when it was paused.
+    at_ticks: u64,
+    at_instant: Instant,
+    /// The furthest deadline (ticks) the clock jumped to: a reading never
+    /// falls short of a deadline it fired (ticks and durations convert
+    /// with rounding).
+    reached: u64,
+}
+
+impl Paused {
+    fn now_ticks(&self) -> u64 {
+        let ticks = self
+            .at_ticks
+            .saturating_add(Clock::global().to_ticks(self.elapsed));
+        ticks.max(self.reached)
+    }
+
+    fn now(&self) -> Instant {
+        self.at_instant
+            .checked_add(self.elapsed)
+            .unwrap_or(self.at_instant)
+    }
+
+    fn ticks_of(&self, deadline: Instant) -> u64 {
+        let ahead = deadline.saturating_duration_since(self.at_instant);
+        self.at_ticks
+            .saturating_add(Clock::global().to_ticks(ahead))
+    }
+
+    /// Jumps to a timer's deadline (`ticks`, and the `Instant` it came
+    /// from), if it is ahead.
+    fn reach(&mut self, ticks: u64, instant: Instant) {
+        self.elapsed = self
+            .elapsed
+            .max(instant.saturating_duration_since(self.at_instant));
+        self.reached = self.reached.max(ticks);
+    }
+}
+
 #[derive(Debug, Default)]
 struct Table {
-    timers: BTreeMap<TimerKey, Waker>,
+    /// Each timer's waker, and its deadline as an `Instant`.
+    timers: BTreeMap<TimerKey, (Waker, Instant)>,
     next_seq: u64,
+    paused: Option<Paused>,
+}
+
+impl Table {
+    fn first_deadline(&self) -> u64 {
+        self.timers
+            .first_key_value()
+            .map_or(u64::MAX, |(key, _)| key.deadline)
+    }
+
+    /// Takes the timers due at `now`.
+    fn take_due(&mut self, now: u64) -> Vec<Waker> {
+        let later = self.timers.split_off(&TimerKey {
+            deadline: now.saturating_add(1),
+            seq: 0,
+        });
+        std::mem::replace(&mut self.timers, later)
+            .into_values()
+            .map(|(waker, _)| waker)
+            .collect()
+    }
+
+    /// What the run loop's check compares with: the first deadline, or
+    /// never while paused.
+    fn loop_deadline(&self) -> u64 {
+        if self.paused.is_some() {
+            u64::MAX
+        } else {
+            self.first_deadline()
+        }
+    }
 }
 
 /// The timers of one executor.
@@ -53,22 +138,48 @@ impl Driver {
         any.downcast::<Driver>().ok()
     }
 
-    /// Adds a timer for `deadline` on the executor `shared` (this thread's,
-    /// running): returns its key, and lowers the executor's next deadline
-    /// if needed.
-    pub(crate) fn insert(&self, deadline: u64, waker: Waker, shared: &Shared) -> TimerKey {
-        let key = {
+    /// The timer clock's reading, as an `Instant`.
+    pub(crate) fn now(&self) -> Instant {
+        match &self.table().paused {
+            Some(paused) => paused.now(),
+            None => Instant::now(),
+        }
+    }
+
+    /// `None` if `deadline` has passed on the timer clock; else when it
+    /// comes, in the clock's ticks.
+    pub(crate) fn remaining(&self, deadline: Instant) -> Option<u64> {
+        match &self.table().paused {
+            Some(paused) => {
+                let due = paused.ticks_of(deadline);
+                (paused.now_ticks() < due).then_some(due)
+            }
+            None => real_remaining(deadline),
+        }
+    }
+
+    /// Adds a timer for `deadline` (ticks) on the executor `shared` (this
+    /// thread's, running): returns its key, and lowers the executor's next
+    /// deadline if needed.
+    pub(crate) fn insert(
+        &self,
+        deadline: u64,
+        instant: Instant,
+        waker: Waker,
+        shared: &Shared,
+    ) -> TimerKey {
+        let (key, loop_deadline) = {
             let mut table = self.table();
             let key = TimerKey {
                 deadline,
                 seq: table.next_seq,
             };
             table.next_seq += 1;
-            table.timers.insert(key, waker);
-            key
+            table.timers.insert(key, (waker, instant));
+            (key, table.loop_deadline())
         };
-        if deadline < shared.next_deadline() {
-            shared.set_next_deadline(deadline);
+        if loop_deadline < shared.next_deadline() {
+            shared.set_next_deadline(loop_deadline);
         }
         key
     }
@@ -77,7 +188,7 @@ impl Driver {
     /// (or was never here).
     pub(crate) fn update(&self, key: TimerKey, waker: &Waker) -> bool {
         match self.table().timers.get_mut(&key) {
-            Some(old) => {
+            Some((old, _)) => {
                 if !old.will_wake(waker) {
                     old.clone_from(waker);
                 }
@@ -94,34 +205,109 @@ impl Driver {
         let waker = self.table().timers.remove(&key);
         drop(waker);
     }
+
+    /// Pauses the timer clock (a no-op if paused).
+    pub(crate) fn pause(&self, shared: &Shared) {
+        let mut table = self.table();
+        if table.paused.is_none() {
+            let now = Clock::global().now();
+            table.paused = Some(Paused {
+                elapsed: Duration::ZERO,
+                at_ticks: now,
+                at_instant: Instant::now(),
+                reached: now,
+            });
+        }
+        shared.set_next_deadline(table.loop_deadline());
+    }
+
+    /// Resumes real time; the timers keep their deadlines (the paused
+    /// clock's readings), so those it had passed fire at once. Returns
+    /// whether it was paused.
+    pub(crate) fn resume(&self, shared: &Shared) -> bool {
+        let mut table = self.table();
+        let was = table.paused.take().is_some();
+        shared.set_next_deadline(table.loop_deadline());
+        was
+    }
+
+    /// Moves the paused clock `by` forward and wakes the timers it passes
+    /// (their tasks run at the executor's next poll boundary). Returns
+    /// `false`, doing nothing, if the clock is not paused.
+    pub(crate) fn advance(&self, by: Duration) -> bool {
+        let due = {
+            let mut table = self.table();
+            let Some(paused) = table.paused.as_mut() else {
+                return false;
+            };
+            paused.elapsed = paused.elapsed.saturating_add(by);
+            let now = paused.now_ticks();
+            table.take_due(now)
+        };
+        for waker in due {
+            waker.wake();
+        }
+        true
+    }
+}
+
+/// `None` if `deadline` has passed in real time; else when it comes, in
+/// clock ticks. (The `Instant` decides: a deadline converted to ticks and
+/// back can land a few ticks off.)
+pub(crate) fn real_remaining(deadline: Instant) -> Option<u64> {
+    let now = Instant::now();
+    (now < deadline).then(|| Clock::global().ticks_of(deadline))
 }
 
 impl Deadlines for Driver {
     fn fire(&self, now: u64, shared: &Shared) {
-        let due: Vec<Waker> = {
+        let due = {
             let mut table = self.table();
-            let later = table.timers.split_off(&TimerKey {
-                deadline: now.saturating_add(1),
-                seq: 0,
-            });
-            let due = std::mem::replace(&mut table.timers, later);
-            shared.set_next_deadline(
-                table
-                    .timers
-                    .first_key_value()
-                    .map_or(u64::MAX, |(key, _)| key.deadline),
-            );
-            due.into_values().collect()
+            if table.paused.is_some() {
+                shared.set_next_deadline(u64::MAX);
+                return;
+            }
+            let due = table.take_due(now);
+            shared.set_next_deadline(table.loop_deadline());
+            due
         };
         for waker in due {
             waker.wake();
         }
     }
 
-    fn arm(&self, deadline: u64, shared: &Arc<Shared>) {
-        if crate::run::wake_block_on_at(deadline) {
-            return;
+    fn going_idle(&self, shared: &Arc<Shared>) -> bool {
+        let due = {
+            let mut table = self.table();
+            let Some((&first, &(_, instant))) = table.timers.first_key_value() else {
+                return false;
+            };
+            let next = first.deadline;
+            match table.paused.as_mut() {
+                Some(paused) => {
+                    // Nothing else can happen: jump to the next deadline.
+                    paused.reach(next, instant);
+                    let now = paused.now_ticks();
+                    table.take_due(now)
+                }
+                None if next <= Clock::global().now() => {
+                    let due = table.take_due(Clock::global().now());
+                    shared.set_next_deadline(table.loop_deadline());
+                    due
+                }
+                None => {
+                    drop(table);
+                    if !crate::run::wake_block_on_at(next) {
+                        super::helper::ring_at(next, shared);
+                    }
+                    return false;
+                }
+            }
+        };
+        let fired = !due.is_empty();
+        for waker in due {
+            waker.wake();
         }
-        super::helper::ring_at(deadline, shared);
+        fired
     }
 }

@@ -44,7 +44,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::clock::Clock;
 use crate::shared::Shared;
 use driver::{Driver, TimerKey};
 
@@ -56,17 +55,103 @@ use driver::{Driver, TimerKey};
 /// executor.block_on(clockworker::time::sleep(Duration::from_millis(1)));
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    let now = Instant::now();
+    let now = now();
     sleep_until(now.checked_add(duration).unwrap_or_else(far_future))
 }
 
-/// Waits until `deadline` (at once if it has passed).
+/// Waits until `deadline` (at once if it has passed), on the timer clock
+/// of the executor that polls it (see [`now`]).
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
-        ticks: Clock::global().ticks_of(deadline),
         entry: None,
     }
+}
+
+/// The current executor's timer clock: `Instant::now()`, unless a test
+/// [`pause`]d it; outside any executor, `Instant::now()`.
+pub fn now() -> Instant {
+    match current_driver() {
+        Some((_, driver)) => driver.now(),
+        None => Instant::now(),
+    }
+}
+
+/// The executor running on this thread and its timers.
+fn current_driver() -> Option<(std::rc::Rc<crate::core::Core>, Arc<Driver>)> {
+    let core = crate::context::current()?;
+    let driver = Driver::of(&core.shared)?;
+    Some((core, driver))
+}
+
+/// The test clock's functions need an executor: they were called outside
+/// any code an executor runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoExecutor(());
+
+impl fmt::Display for NoExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "no clockworker executor is running on this thread; pause, advance and resume \
+             act on the timers of the executor that runs the calling code",
+        )
+    }
+}
+
+impl std::error::Error for NoExecutor {}
+
+/// Pauses the timer clock of the executor running the calling code (for
+/// tests): time stands still for its timers until [`advance`] moves it or
+/// [`resume`] lets it run again, and whenever the executor has nothing to
+/// run but timers, the clock jumps to the next deadline at once (so a test
+/// that sleeps an hour finishes in microseconds). [`now`], [`sleep`] and
+/// [`interval`] read the paused clock; `Instant::now()` does not.
+///
+/// # Errors
+///
+/// [`NoExecutor`] outside code an executor runs.
+///
+/// ```
+/// use std::time::Duration;
+/// use clockworker::time;
+///
+/// let executor = clockworker::ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
+/// let real = std::time::Instant::now();
+/// executor.block_on(async {
+///     time::pause().unwrap();
+///     let start = time::now();
+///     time::sleep(Duration::from_secs(3600)).await;
+///     assert!(time::now() - start >= Duration::from_secs(3600));
+/// });
+/// assert!(real.elapsed() < Duration::from_secs(60));
+/// ```
+pub fn pause() -> Result<(), NoExecutor> {
+    let (core, driver) = current_driver().ok_or(NoExecutor(()))?;
+    driver.pause(&core.shared);
+    Ok(())
+}
+
+/// Moves the paused clock forward by `by`, waking the timers it passes
+/// (their tasks run at the executor's next poll boundary). Returns `false`
+/// if the clock is not paused (nothing happens).
+///
+/// # Errors
+///
+/// [`NoExecutor`] outside code an executor runs.
+pub fn advance(by: Duration) -> Result<bool, NoExecutor> {
+    let (_, driver) = current_driver().ok_or(NoExecutor(()))?;
+    Ok(driver.advance(by))
+}
+
+/// Lets the timer clock run again (real time); timers whose deadlines the
+/// paused clock passed fire at once. Returns `false` if it was not paused.
+///
+/// # Errors
+///
+/// [`NoExecutor`] outside code an executor runs.
+pub fn resume() -> Result<bool, NoExecutor> {
+    let (core, driver) = current_driver().ok_or(NoExecutor(()))?;
+    Ok(driver.resume(&core.shared))
 }
 
 /// About 30 years from now: "never", for a deadline that overflows.
@@ -90,8 +175,6 @@ enum Entry {
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     deadline: Instant,
-    /// The deadline in clock ticks.
-    ticks: u64,
     entry: Option<Entry>,
 }
 
@@ -101,16 +184,22 @@ impl Sleep {
         self.deadline
     }
 
-    /// Whether the deadline has passed.
+    /// Whether the deadline has passed, on the timer clock of the
+    /// executor it last waited on (or of the current one, or real time).
     pub fn is_elapsed(&self) -> bool {
-        Clock::global().now() >= self.ticks
+        match &self.entry {
+            Some(Entry::Executor { driver, .. }) => driver.remaining(self.deadline).is_none(),
+            _ => match current_driver() {
+                Some((_, driver)) => driver.remaining(self.deadline).is_none(),
+                None => Instant::now() >= self.deadline,
+            },
+        }
     }
 
     /// Moves the deadline (earlier or later), as a new sleep would.
     pub fn reset(&mut self, deadline: Instant) {
         self.cancel();
         self.deadline = deadline;
-        self.ticks = Clock::global().ticks_of(deadline);
     }
 
     fn cancel(&mut self) {
@@ -121,11 +210,17 @@ impl Sleep {
         }
     }
 
-    /// Registers (or refreshes) the timer where `cx`'s task runs.
-    fn register(&mut self, cx: &mut Context<'_>) {
-        let current = crate::context::current();
+    /// Registers (or refreshes) the timer with the executor running `cx`'s
+    /// task (`current`), or with the timer thread outside any executor.
+    /// `due`: the deadline in that clock's ticks.
+    fn register(
+        &mut self,
+        cx: &mut Context<'_>,
+        current: Option<(std::rc::Rc<crate::core::Core>, Arc<Driver>)>,
+        due: u64,
+    ) {
         match (&self.entry, &current) {
-            (Some(Entry::Executor { owner, driver, key }), Some(core))
+            (Some(Entry::Executor { owner, driver, key }), Some((core, _)))
                 if Arc::ptr_eq(owner, &core.shared) && driver.update(*key, cx.waker()) =>
             {
                 return;
@@ -134,28 +229,23 @@ impl Sleep {
             _ => {}
         }
         self.cancel();
-        self.entry = match current {
-            Some(core) => match Driver::of(&core.shared) {
-                Some(driver) => {
-                    let key = driver.insert(self.ticks, cx.waker().clone(), &core.shared);
-                    Some(Entry::Executor {
-                        owner: core.shared.clone(),
-                        driver,
-                        key,
-                    })
+        self.entry = Some(match current {
+            Some((core, driver)) => {
+                let key = driver.insert(due, self.deadline, cx.waker().clone(), &core.shared);
+                Entry::Executor {
+                    owner: core.shared.clone(),
+                    driver,
+                    key,
                 }
-                None => Some(self.on_helper(cx)),
-            },
-            None => Some(self.on_helper(cx)),
-        };
-    }
-
-    fn on_helper(&self, cx: &mut Context<'_>) -> Entry {
-        let waker = cx.waker().clone();
-        Entry::Helper {
-            key: helper::wake_at(self.ticks, waker.clone()),
-            waker,
-        }
+            }
+            None => {
+                let waker = cx.waker().clone();
+                Entry::Helper {
+                    key: helper::wake_at(due, waker.clone()),
+                    waker,
+                }
+            }
+        });
     }
 }
 
@@ -163,11 +253,16 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.is_elapsed() {
+        let current = current_driver();
+        let remaining = match &current {
+            Some((_, driver)) => driver.remaining(self.deadline),
+            None => driver::real_remaining(self.deadline),
+        };
+        let Some(due) = remaining else {
             self.cancel();
             return Poll::Ready(());
-        }
-        self.register(cx);
+        };
+        self.register(cx, current, due);
         Poll::Pending
     }
 }
@@ -276,7 +371,7 @@ pub enum MissedTickBehavior {
 /// ```
 #[track_caller]
 pub fn interval(period: Duration) -> Interval {
-    interval_at(Instant::now(), period)
+    interval_at(now(), period)
 }
 
 /// [`interval`] whose first tick is at `start`.
@@ -319,7 +414,7 @@ impl Interval {
             return Poll::Pending;
         }
         let due = self.next;
-        let now = Instant::now();
+        let now = now();
         let next = match self.missed {
             MissedTickBehavior::Burst => due + self.period,
             MissedTickBehavior::Delay if now > due + self.period => now + self.period,
@@ -349,7 +444,7 @@ impl Interval {
 
     /// Restarts the schedule: the next tick is one period from now.
     pub fn reset(&mut self) {
-        self.next = Instant::now() + self.period;
+        self.next = now() + self.period;
         self.sleep.reset(self.next);
     }
 }
