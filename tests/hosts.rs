@@ -150,13 +150,15 @@ fn tokio_timers_fire_on_time_while_a_queue_stays_busy() {
     }));
     let (main_late, task_late) = lateness;
     // tokio's timer has millisecond resolution; the executor yields to it
-    // every 500 µs. Allow generous slack for a loaded machine.
+    // every 500 µs. Without the yields the busy background would delay the
+    // timers for ever; the slack is for a loaded 2-core machine (8 ms was
+    // once exceeded while the whole suite ran).
     assert!(
-        main_late < Duration::from_millis(8),
+        main_late < Duration::from_millis(25),
         "main late by {main_late:?}"
     );
     assert!(
-        task_late < Duration::from_millis(8),
+        task_late < Duration::from_millis(25),
         "task late by {task_late:?}"
     );
     assert!(executor.stats().host_yields > 10);
