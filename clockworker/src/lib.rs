@@ -170,6 +170,12 @@
 //! assert_eq!(report.completed(), 100);
 //! ```
 //!
+//! # Timers
+//!
+//! [`time::sleep`], [`time::timeout`] and [`time::interval`] work on every
+//! host, the executor's own `block_on` included, with one timer map per
+//! executor and a test clock ([`time::pause`], [`time::advance`]).
+//!
 //! # Macros
 //!
 //! With the `macros` feature (default), [`#[clockworker::main]`](main) builds
