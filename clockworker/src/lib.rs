@@ -321,6 +321,7 @@ pub mod error;
 mod executor;
 mod group;
 mod handle;
+pub mod jobs;
 mod join;
 mod key;
 #[cfg(all(test, clockworker_loom))]

@@ -1,0 +1,126 @@
+//! Jobs (work in progress): `every` and `at` under the paused test clock.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use clockworker::jobs::{JobContext, Misfire, Overlap};
+use clockworker::{ExecutorBuilder, time};
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn executor() -> clockworker::Executor<&'static str> {
+    ExecutorBuilder::new()
+        .with_queue("jobs", 1)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn every_never_drifts_over_1000_runs() {
+    let executor = executor();
+    let seen: Rc<RefCell<Vec<JobContext>>> = Rc::default();
+    executor.block_on(async {
+        time::pause().unwrap();
+        let start = time::now();
+        let log = seen.clone();
+        let job = executor
+            .job("jobs")
+            .every(SEC)
+            .start_at(start)
+            .max_runs(1000)
+            .spawn(move |ctx| {
+                log.borrow_mut().push(ctx);
+                async {}
+            })
+            .unwrap();
+        time::sleep(SEC * 1001).await;
+        assert_eq!(job.stats().runs, 1000);
+        assert!(job.next_due().is_none());
+        for (k, ctx) in seen.borrow().iter().enumerate() {
+            assert_eq!(ctx.due, start + SEC * k as u32);
+            assert_eq!(ctx.runs, k as u64);
+        }
+    });
+}
+
+#[test]
+fn overlap_skip_with_runs_longer_than_the_period() {
+    let executor = executor();
+    executor.block_on(async {
+        time::pause().unwrap();
+        let job = executor
+            .job("jobs")
+            .every(SEC)
+            .start_at(time::now())
+            .overlap(Overlap::Skip)
+            .spawn(|_| time::sleep(SEC * 5 / 2))
+            .unwrap();
+        // Due at 0..=9: runs start at 0, 3, 6, 9 (each lasts 2.5 s).
+        time::sleep(SEC * 19 / 2).await;
+        let stats = job.stats();
+        job.cancel();
+        job.cancel();
+        assert_eq!(stats.runs, 4, "{stats:?}");
+        assert_eq!(stats.overlaps_skipped, 6, "{stats:?}");
+    });
+}
+
+#[test]
+fn a_one_shot_in_the_past_runs_once_at_once_and_zero_period_is_an_error() {
+    let executor = executor();
+    let ran = Rc::new(RefCell::new(0));
+    executor.block_on(async {
+        let counter = ran.clone();
+        let past = time::now() - SEC;
+        let job = executor
+            .at(
+                "jobs",
+                past,
+                move |_| async move { *counter.borrow_mut() += 1 },
+            )
+            .unwrap();
+        time::sleep(Duration::from_millis(5)).await;
+        assert!(job.is_finished());
+    });
+    assert_eq!(*ran.borrow(), 1);
+    assert!(
+        executor
+            .every("jobs", Duration::ZERO, |_| async {})
+            .is_err()
+    );
+    assert!(executor.every("nope", SEC, |_| async {}).is_err());
+}
+
+#[test]
+fn misfire_policies_after_a_ten_period_stall() {
+    for (misfire, expected_runs) in [
+        (Misfire::FireOnceNow, 2),
+        (Misfire::Skip, 1),
+        (Misfire::Burst { cap: 4 }, 5),
+        (Misfire::Delay, 2),
+    ] {
+        let executor = executor();
+        executor.block_on(async {
+            time::pause().unwrap();
+            let job = executor
+                .job("jobs")
+                .every(SEC)
+                .start_at(time::now())
+                .misfire(misfire)
+                .overlap(Overlap::Allow)
+                .spawn(|_| async {})
+                .unwrap();
+            clockworker::yield_now().await;
+            clockworker::yield_now().await;
+            // A stall of 10 periods: the clock jumps, nothing ran.
+            time::advance(SEC * 10 + SEC / 2).unwrap();
+            clockworker::yield_now().await;
+            clockworker::yield_now().await;
+            clockworker::yield_now().await;
+            let stats = job.stats();
+            job.cancel();
+            assert_eq!(stats.runs, expected_runs, "{misfire:?}: {stats:?}");
+        });
+    }
+}
