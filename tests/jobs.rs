@@ -124,3 +124,90 @@ fn misfire_policies_after_a_ten_period_stall() {
         });
     }
 }
+
+/// Runs of 2.5 s every second over 9.5 s (due at 0..=9), per policy.
+#[test]
+fn overlap_policies_count_exactly() {
+    for (overlap, runs, skipped) in [
+        (Overlap::Allow, 10, 0),
+        (Overlap::Replace, 10, 0),
+        // 0 runs; 1 queues behind it; 2 is skipped (one waits already);
+        // when 0 ends at 2.5, 1 starts and runs to 5.0; 3 queues, 4 skipped;
+        // 3 runs 5.0–7.5; 5 queued at 5... see the count below.
+        (Overlap::QueueOne, 5, 5),
+    ] {
+        let executor = executor();
+        let finished = Rc::new(RefCell::new(0u32));
+        executor.block_on(async {
+            time::pause().unwrap();
+            let done = finished.clone();
+            let job = executor
+                .job("jobs")
+                .every(SEC)
+                .start_at(time::now())
+                .overlap(overlap)
+                .spawn(move |_| {
+                    let done = done.clone();
+                    async move {
+                        time::sleep(SEC * 5 / 2).await;
+                        *done.borrow_mut() += 1;
+                    }
+                })
+                .unwrap();
+            time::sleep(SEC * 19 / 2).await;
+            let stats = job.stats();
+            job.cancel();
+            assert_eq!(
+                (stats.runs, stats.overlaps_skipped),
+                (runs, skipped),
+                "{overlap:?}: {stats:?}"
+            );
+        });
+        if overlap == Overlap::Replace {
+            // Each run was replaced before it finished, but the last.
+            assert!(*finished.borrow() <= 1, "{overlap:?}");
+        }
+    }
+}
+
+/// A job may cancel itself, and add another job, from inside its run.
+#[test]
+fn a_job_cancels_itself_and_adds_a_job() {
+    let executor = executor();
+    let handle = executor.handle();
+    let added_runs = Rc::new(RefCell::new(0u32));
+    let slot: Rc<RefCell<Option<clockworker::jobs::JobHandle>>> = Rc::default();
+    executor.block_on(async {
+        time::pause().unwrap();
+        let (me, added, handle2) = (slot.clone(), added_runs.clone(), handle.clone());
+        let job = executor
+            .job("jobs")
+            .every(SEC)
+            .start_at(time::now())
+            .spawn(move |ctx| {
+                if ctx.runs == 2 {
+                    if let Some(job) = me.borrow().as_ref() {
+                        job.cancel();
+                    }
+                    let added = added.clone();
+                    let _ = handle2.every("jobs", SEC, move |_| {
+                        *added.borrow_mut() += 1;
+                        async {}
+                    });
+                }
+                async {}
+            })
+            .unwrap();
+        *slot.borrow_mut() = Some(job);
+        time::sleep(SEC * 10).await;
+        let job = slot.borrow_mut().take().unwrap();
+        assert_eq!(job.stats().runs, 3);
+        assert!(job.is_finished());
+        assert!(job.next_due().is_none());
+    });
+    assert!(
+        *added_runs.borrow() >= 6,
+        "the added job ran {} times",
+        added_runs.borrow()
+    );
+}
