@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "cron")]
+mod cron;
+
 use crate::handle::Handle;
 use crate::join::JoinHandle;
 use crate::time;
@@ -98,6 +101,15 @@ pub enum JobError {
     ZeroPeriod,
     /// The executor has no queue with this key (its `Debug` output).
     UnknownQueue(String),
+    /// A cron expression did not parse.
+    Cron {
+        /// The expression.
+        expr: String,
+        /// What is wrong with it (which field).
+        message: String,
+    },
+    /// No IANA time zone has this name.
+    UnknownZone(String),
 }
 
 impl fmt::Display for JobError {
@@ -105,6 +117,10 @@ impl fmt::Display for JobError {
         match self {
             JobError::ZeroPeriod => f.write_str("a job's period must not be zero"),
             JobError::UnknownQueue(key) => write!(f, "no queue with key {key}"),
+            JobError::Cron { expr, message } => {
+                write!(f, "invalid cron expression {expr:?}: {message}")
+            }
+            JobError::UnknownZone(zone) => write!(f, "unknown time zone {zone:?}"),
         }
     }
 }
