@@ -155,3 +155,53 @@ mod tests {
         );
     }
 }
+
+#[cfg(all(test, not(clockworker_loom)))]
+mod job_tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use crate::{ExecutorBuilder, time};
+
+    /// A cron job every second, under the paused clock: ten runs, one
+    /// second apart, and a cancel stops it.
+    #[test]
+    fn a_cron_job_runs_on_its_due_times() {
+        let executor = ExecutorBuilder::new()
+            .with_queue("jobs", 1)
+            .build()
+            .unwrap();
+        let dues = Rc::new(RefCell::new(Vec::new()));
+        executor.block_on(async {
+            time::pause().unwrap();
+            let log = dues.clone();
+            let job = executor
+                .job("jobs")
+                .cron("* * * * * *", "Europe/Paris")
+                .max_runs(10)
+                .spawn(move |ctx| {
+                    log.borrow_mut().push(ctx.due);
+                    async {}
+                })
+                .unwrap();
+            time::sleep(Duration::from_secs(12)).await;
+            assert_eq!(job.stats().runs, 10);
+            assert!(job.next_due().is_none());
+        });
+        let dues = dues.borrow();
+        for pair in dues.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                gap > Duration::from_millis(999) && gap < Duration::from_millis(1001),
+                "{gap:?}"
+            );
+        }
+        assert!(
+            executor
+                .handle()
+                .cron("jobs", "* * *", "UTC", |_| async {})
+                .is_err()
+        );
+    }
+}

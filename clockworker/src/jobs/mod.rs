@@ -192,6 +192,8 @@ pub struct JobBuilder<K> {
     handle: Handle<K>,
     key: K,
     period: Option<Duration>,
+    #[cfg(feature = "cron")]
+    cron: Option<Result<cron::CronSchedule, JobError>>,
     start: Option<Instant>,
     end: Option<Instant>,
     max_runs: Option<u64>,
@@ -205,6 +207,8 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> JobBuilder<K> {
             handle,
             key,
             period: None,
+            #[cfg(feature = "cron")]
+            cron: None,
             start: None,
             end: None,
             max_runs: None,
@@ -216,6 +220,18 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> JobBuilder<K> {
     /// Runs every `period` (a one-shot without it).
     pub fn every(mut self, period: Duration) -> Self {
         self.period = Some(period);
+        self
+    }
+
+    /// Runs on the due times of cron expression `expr` (5 fields, or 6
+    /// with seconds first; `L`, `W`, `#`...) in the IANA time zone `zone`
+    /// (`"UTC"`, `"America/New_York"`), on the wall clock, with the DST
+    /// rules of the `croner` crate: a fixed time lost in a spring gap runs
+    /// at the first minute after it, one repeated in the autumn runs once.
+    /// A bad expression or zone is reported by [`spawn`](Self::spawn).
+    #[cfg(feature = "cron")]
+    pub fn cron(mut self, expr: &str, zone: &str) -> Self {
+        self.cron = Some(cron::CronSchedule::new(expr, zone));
         self
     }
 
@@ -285,6 +301,13 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> JobBuilder<K> {
             misfire: self.misfire,
             overlap: self.overlap,
         };
+        #[cfg(feature = "cron")]
+        if let Some(cron) = self.cron {
+            let cron = cron?;
+            let scheduler =
+                queue.spawn(cron_schedule(cron, plan, state.clone(), queue.clone(), run));
+            return Ok(JobHandle { state, scheduler });
+        }
         let scheduler = queue.spawn(schedule(plan, state.clone(), queue.clone(), run));
         Ok(JobHandle { state, scheduler })
     }
@@ -523,5 +546,135 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> crate::Executor<K> {
         Fut: Future<Output = ()> + 'static,
     {
         self.handle().at(key, when, run)
+    }
+}
+
+/// The wall clock as the executor's timer clock sees it: real wall time,
+/// shifted by how far a paused test clock is behind (or ahead of) real
+/// time.
+#[cfg(feature = "cron")]
+fn wall_now() -> std::time::SystemTime {
+    let (real, timer) = (Instant::now(), time::now());
+    let wall = std::time::SystemTime::now();
+    if timer >= real {
+        wall + (timer - real)
+    } else {
+        wall - (real - timer)
+    }
+}
+
+/// The longest single sleep toward a wall-clock due time: the wall clock
+/// may jump (NTP, suspend, a manual change) while the timer sleeps on the
+/// monotonic clock, so it looks again at least this often.
+#[cfg(feature = "cron")]
+const WALL_RECHECK: Duration = Duration::from_secs(60);
+
+/// The scheduler task of a cron job.
+#[cfg(feature = "cron")]
+async fn cron_schedule<K, F, Fut>(
+    cron: cron::CronSchedule,
+    plan: Plan,
+    state: Arc<JobState>,
+    queue: crate::QueueHandle<K>,
+    mut run: F,
+) where
+    K: Copy + Eq + Hash + fmt::Debug + 'static,
+    F: FnMut(JobContext) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    use std::time::SystemTime;
+    let in_flight = Rc::new(RefCell::new(InFlight::default()));
+    // The latest due time reached: never run twice for one due time, even
+    // if the wall clock goes back.
+    let mut last_due: SystemTime = wall_now();
+    let mut started: u64 = 0;
+    loop {
+        if state.cancelled.load(Ordering::Acquire)
+            || plan.max_runs.is_some_and(|max| started >= max)
+        {
+            state.set_next_due(None);
+            return;
+        }
+        let Some(due) = cron.next_after(last_due) else {
+            state.set_next_due(None);
+            return;
+        };
+        let as_instant = |wall: SystemTime| match wall.duration_since(wall_now()) {
+            Ok(ahead) => time::now() + ahead,
+            Err(behind) => time::now() - behind.duration(),
+        };
+        if plan.end.is_some_and(|end| as_instant(due) >= end) {
+            state.set_next_due(None);
+            return;
+        }
+        state.set_next_due(Some(as_instant(due)));
+        // Sleep toward the wall-clock due time in capped steps.
+        loop {
+            match due.duration_since(wall_now()) {
+                Ok(ahead) if !ahead.is_zero() => time::sleep(ahead.min(WALL_RECHECK)).await,
+                _ => break,
+            }
+        }
+        // Due times reached since: `due`, and any later ones up to now (a
+        // forward jump, or a busy executor).
+        let now = wall_now();
+        let mut latest = due;
+        let mut missed: u64 = 0;
+        while let Some(next) = cron.next_after(latest) {
+            if next > now {
+                break;
+            }
+            latest = next;
+            missed += 1;
+        }
+        if missed > 0 {
+            state.stats().misses += missed;
+        }
+        let runs_now: u64 = match plan.misfire {
+            _ if missed == 0 => 1,
+            Misfire::FireOnceNow | Misfire::Delay => 1,
+            Misfire::Skip => 0,
+            Misfire::Burst { cap } => (missed + 1).min(u64::from(cap.max(1))),
+        };
+        for _ in 0..runs_now {
+            if plan.max_runs.is_some_and(|max| started >= max) {
+                break;
+            }
+            let ctx = JobContext {
+                job: state.id,
+                due: as_instant(due),
+                started: time::now(),
+                runs: started,
+                missed: state.stats().misses,
+            };
+            if start_run(&plan, &state, &queue, &in_flight, &mut run, ctx) {
+                started += 1;
+            }
+        }
+        last_due = latest;
+    }
+}
+
+impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Handle<K> {
+    /// Runs `run` on the due times of cron expression `expr` in time zone
+    /// `zone` (see [`JobBuilder::cron`]).
+    ///
+    /// # Errors
+    ///
+    /// [`JobError::Cron`] (naming what is wrong), [`JobError::UnknownZone`],
+    /// [`JobError::UnknownQueue`].
+    #[cfg(feature = "cron")]
+    pub fn cron<F, Fut>(
+        &self,
+        key: K,
+        expr: &str,
+        zone: &str,
+        run: F,
+    ) -> Result<JobHandle, JobError>
+    where
+        F: FnMut(JobContext) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.job(key).cron(expr, zone).spawn(run)
     }
 }
