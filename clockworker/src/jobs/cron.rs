@@ -204,4 +204,108 @@ mod job_tests {
                 .is_err()
         );
     }
+
+    const MIN: Duration = Duration::from_secs(60);
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Sleeps until `minutes` before the next top of the hour on the
+    /// paused wall clock.
+    async fn until_before_the_hour(minutes: u64) {
+        let hourly = super::CronSchedule::new("0 * * * *", "UTC").unwrap();
+        let now = time::wall_now();
+        let next = hourly.next_after(now).unwrap();
+        let ahead = next.duration_since(now).unwrap();
+        if ahead > MIN * minutes as u32 {
+            time::sleep(ahead - MIN * minutes as u32).await;
+        } else {
+            time::sleep(ahead + HOUR - MIN * minutes as u32).await;
+        }
+    }
+
+    /// The wall clock jumps 2 h 30 min forward a minute before a due time:
+    /// the due times it passed count as missed, the job catches up once
+    /// (fire-once-now) within a capped re-check, then keeps its schedule.
+    #[test]
+    fn a_forward_jump_of_two_and_a_half_hours() {
+        let executor = ExecutorBuilder::new()
+            .with_queue("jobs", 1)
+            .build()
+            .unwrap();
+        executor.block_on(async {
+            time::pause().unwrap();
+            until_before_the_hour(5).await;
+            let job = executor
+                .handle()
+                .cron("jobs", "0 * * * *", "UTC", |_| async {})
+                .unwrap();
+            time::sleep(MIN * 4).await;
+            assert_eq!(job.stats().runs, 0);
+            // The wall clock now reads 2 h 29 min past the due time D: D,
+            // D + 1 h and D + 2 h have passed.
+            assert!(time::jump_wall_clock(HOUR * 2 + MIN * 30, true).unwrap());
+            time::sleep(MIN + MIN / 2).await;
+            let stats = job.stats();
+            assert_eq!((stats.runs, stats.misses), (1, 2), "{stats:?}");
+            // The next due time is D + 3 h, about half an hour away.
+            let next = job.next_due().unwrap();
+            assert!(next > time::now() && next - time::now() <= MIN * 30);
+            time::sleep(MIN * 31).await;
+            let stats = job.stats();
+            assert_eq!((stats.runs, stats.misses), (2, 2), "{stats:?}");
+            job.cancel();
+        });
+    }
+
+    /// The wall clock goes back an hour right after a run: the same due
+    /// time never runs twice; the next run comes at the next top of the
+    /// hour on the (now earlier) wall clock.
+    #[test]
+    fn a_backward_jump_of_one_hour() {
+        let executor = ExecutorBuilder::new()
+            .with_queue("jobs", 1)
+            .build()
+            .unwrap();
+        executor.block_on(async {
+            time::pause().unwrap();
+            until_before_the_hour(2).await;
+            let job = executor
+                .handle()
+                .cron("jobs", "0 * * * *", "UTC", |_| async {})
+                .unwrap();
+            time::sleep(MIN * 3).await;
+            assert_eq!(job.stats().runs, 1);
+            assert!(time::jump_wall_clock(HOUR, false).unwrap());
+            // The wall clock reads 59 minutes before the hour that ran:
+            // nothing runs for the next 1 h 55 min of monotonic time...
+            time::sleep(HOUR + MIN * 55).await;
+            assert_eq!(job.stats().runs, 1, "a due time ran twice");
+            // ...and the next top of the hour runs once.
+            time::sleep(MIN * 10).await;
+            assert_eq!(job.stats().runs, 2);
+            job.cancel();
+        });
+    }
+
+    /// An idle executor whose only job is due in about an hour wakes only
+    /// for the capped re-checks (one a minute, at most).
+    #[test]
+    fn a_far_job_wakes_only_for_capped_rechecks() {
+        let executor = ExecutorBuilder::new()
+            .with_queue("jobs", 1)
+            .build()
+            .unwrap();
+        executor.block_on(async {
+            time::pause().unwrap();
+            until_before_the_hour(60).await;
+            let job = executor
+                .handle()
+                .cron("jobs", "0 * * * *", "UTC", |_| async {})
+                .unwrap();
+            let before = crate::Handle::<&str>::current().stats().idle_waits;
+            time::sleep(MIN * 30).await;
+            let idle = crate::Handle::<&str>::current().stats().idle_waits - before;
+            assert!(idle <= 32, "{idle} wake-ups in 30 minutes");
+            job.cancel();
+        });
+    }
 }

@@ -549,19 +549,8 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> crate::Executor<K> {
     }
 }
 
-/// The wall clock as the executor's timer clock sees it: real wall time,
-/// shifted by how far a paused test clock is behind (or ahead of) real
-/// time.
 #[cfg(feature = "cron")]
-fn wall_now() -> std::time::SystemTime {
-    let (real, timer) = (Instant::now(), time::now());
-    let wall = std::time::SystemTime::now();
-    if timer >= real {
-        wall + (timer - real)
-    } else {
-        wall - (real - timer)
-    }
-}
+use time::wall_now;
 
 /// The longest single sleep toward a wall-clock due time: the wall clock
 /// may jump (NTP, suspend, a manual change) while the timer sleeps on the

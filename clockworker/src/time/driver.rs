@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::clock::Clock;
 use crate::shared::{Deadlines, Shared};
@@ -46,6 +46,11 @@ struct Paused {
     /// falls short of a deadline it fired (ticks and durations convert
     /// with rounding).
     reached: u64,
+    /// The wall clock when it was paused; it then moves with `elapsed`,
+    /// plus the test's jumps.
+    at_wall: SystemTime,
+    /// Jumps of the wall clock (forward positive), nanoseconds.
+    wall_jump: i128,
 }
 
 impl Paused {
@@ -216,6 +221,8 @@ impl Driver {
                 at_ticks: now,
                 at_instant: Instant::now(),
                 reached: now,
+                at_wall: SystemTime::now(),
+                wall_jump: 0,
             });
         }
         shared.set_next_deadline(table.loop_deadline());
@@ -229,6 +236,36 @@ impl Driver {
         let was = table.paused.take().is_some();
         shared.set_next_deadline(table.loop_deadline());
         was
+    }
+
+    /// The wall clock as the timers see it: real, or (paused) the wall
+    /// clock at the pause, moved with the paused clock and the test's
+    /// jumps.
+    pub(crate) fn wall_now(&self) -> SystemTime {
+        match &self.table().paused {
+            Some(paused) => {
+                let wall = paused.at_wall + paused.elapsed;
+                let jump = Duration::from_nanos(paused.wall_jump.unsigned_abs() as u64);
+                if paused.wall_jump >= 0 {
+                    wall + jump
+                } else {
+                    wall.checked_sub(jump).unwrap_or(SystemTime::UNIX_EPOCH)
+                }
+            }
+            None => SystemTime::now(),
+        }
+    }
+
+    /// Jumps the paused wall clock (not the monotonic one) by `nanos`
+    /// (negative: back). Returns `false` if the clock is not paused.
+    pub(crate) fn jump_wall(&self, nanos: i128) -> bool {
+        match self.table().paused.as_mut() {
+            Some(paused) => {
+                paused.wall_jump += nanos;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Moves the paused clock `by` forward and wakes the timers it passes

@@ -143,6 +143,31 @@ pub fn advance(by: Duration) -> Result<bool, NoExecutor> {
     Ok(driver.advance(by))
 }
 
+/// The wall clock as the current executor's timers see it:
+/// `SystemTime::now()`, unless a test paused the clock (it then moves with
+/// the paused clock, and [`jump_wall_clock`] moves it alone); outside any
+/// executor, `SystemTime::now()`. Cron jobs read it.
+pub fn wall_now() -> std::time::SystemTime {
+    match current_driver() {
+        Some((_, driver)) => driver.wall_now(),
+        None => std::time::SystemTime::now(),
+    }
+}
+
+/// Makes the paused wall clock jump by `by`, forward or back, without
+/// moving the monotonic clock: what NTP, a suspend or a manual change do
+/// to a real one (for testing wall-clock schedules). Returns `false` if the
+/// clock is not paused (nothing happens).
+///
+/// # Errors
+///
+/// [`NoExecutor`] outside code an executor runs.
+pub fn jump_wall_clock(by: Duration, forward: bool) -> Result<bool, NoExecutor> {
+    let (_, driver) = current_driver().ok_or(NoExecutor(()))?;
+    let nanos = i128::try_from(by.as_nanos()).unwrap_or(i128::MAX);
+    Ok(driver.jump_wall(if forward { nanos } else { -nanos }))
+}
+
 /// Lets the timer clock run again (real time); timers whose deadlines the
 /// paused clock passed fire at once. Returns `false` if it was not paused.
 ///
