@@ -211,3 +211,102 @@ fn a_job_cancels_itself_and_adds_a_job() {
         added_runs.borrow()
     );
 }
+
+/// Cancel before the first run, during a run (the run finishes, no new
+/// one starts), and twice.
+#[test]
+fn cancel_at_the_head_and_mid_run() {
+    let executor = executor();
+    let finished = Rc::new(RefCell::new(0u32));
+    executor.block_on(async {
+        time::pause().unwrap();
+        let head = executor.every("jobs", SEC, |_| async {}).unwrap();
+        head.cancel();
+        let done = finished.clone();
+        let busy = executor
+            .job("jobs")
+            .every(SEC * 10)
+            .start_at(time::now())
+            .spawn(move |_| {
+                let done = done.clone();
+                async move {
+                    time::sleep(SEC * 3).await;
+                    *done.borrow_mut() += 1;
+                }
+            })
+            .unwrap();
+        time::sleep(SEC).await;
+        busy.cancel();
+        busy.cancel();
+        time::sleep(SEC * 60).await;
+        assert_eq!(head.stats().runs, 0);
+        assert_eq!(busy.stats().runs, 1);
+        assert!(head.is_finished() && busy.is_finished());
+    });
+    assert_eq!(*finished.borrow(), 1, "the run in progress finished");
+}
+
+/// 10,000 one-shot jobs at scattered times, a pseudo-random half of them
+/// cancelled: exactly the others run, each once.
+#[test]
+fn ten_thousand_jobs_with_random_cancels() {
+    let executor = executor();
+    let ran = Rc::new(RefCell::new(vec![0u8; 10_000]));
+    executor.block_on(async {
+        time::pause().unwrap();
+        let start = time::now();
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut cancelled = vec![false; 10_000];
+        let jobs: Vec<_> = (0..10_000usize)
+            .map(|i| {
+                let ran = ran.clone();
+                let at = start + Duration::from_millis(((i as u64) * 7_919) % 100_000);
+                executor
+                    .at("jobs", at, move |_| async move { ran.borrow_mut()[i] += 1 })
+                    .unwrap()
+            })
+            .collect();
+        for (i, job) in jobs.iter().enumerate() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if seed.is_multiple_of(2) {
+                job.cancel();
+                cancelled[i] = true;
+            }
+        }
+        time::sleep(SEC * 200).await;
+        let ran = ran.borrow();
+        for i in 0..10_000 {
+            assert_eq!(ran[i], u8::from(!cancelled[i]), "job {i}");
+        }
+    });
+}
+
+/// A run that panics counts as a failed run; the job keeps its schedule
+/// (the executor catches task panics here).
+#[test]
+fn a_panicking_run_keeps_the_schedule() {
+    let executor = ExecutorBuilder::new()
+        .with_queue("jobs", 1)
+        .with_panic_on_task_panic(false)
+        .build()
+        .unwrap();
+    executor.block_on(async {
+        time::pause().unwrap();
+        let job = executor
+            .job("jobs")
+            .every(SEC)
+            .start_at(time::now())
+            .spawn(|ctx| async move {
+                if ctx.runs.is_multiple_of(2) {
+                    panic!("run {} fails", ctx.runs);
+                }
+            })
+            .unwrap();
+        time::sleep(SEC * 9 + SEC / 2).await;
+        assert_eq!(job.stats().runs, 10);
+        job.cancel();
+    });
+    assert_eq!(executor.queue_stats("jobs").unwrap().panicked, 5);
+}

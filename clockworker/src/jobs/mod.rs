@@ -1,5 +1,30 @@
-//! Periodic and one-shot jobs on an executor's queues (work in progress:
-//! `every` and `at`, with misfire and overlap policies; `cron` comes next).
+//! Periodic and one-shot jobs on an executor's queues: [`Handle::every`]
+//! (a fixed period), [`Handle::at`] (once), `Handle::cron` (a cron
+//! expression in an IANA time zone, with the `cron` feature), and
+//! [`Handle::job`] for the options: start and end times, a maximum number
+//! of runs, a [`Misfire`] policy and an [`Overlap`] policy. The same
+//! methods exist on [`Executor`](crate::Executor).
+//!
+//! ```
+//! use std::time::Duration;
+//! use clockworker::{time, ExecutorBuilder};
+//!
+//! let executor = ExecutorBuilder::new().with_queue("background", 1).build().unwrap();
+//! let runs = std::rc::Rc::new(std::cell::Cell::new(0));
+//! executor.block_on(async {
+//!     time::pause().unwrap(); // a test clock: an hour passes at once
+//!     let counter = runs.clone();
+//!     let job = executor
+//!         .every("background", Duration::from_secs(60), move |_ctx| {
+//!             counter.set(counter.get() + 1);
+//!             async {}
+//!         })
+//!         .unwrap();
+//!     time::sleep(Duration::from_secs(3630)).await;
+//!     job.cancel();
+//! });
+//! assert_eq!(runs.get(), 60);
+//! ```
 //!
 //! A job is a small scheduler task on the job's queue: it sleeps until the
 //! next due time (on the executor's timer clock, so a paused test clock
@@ -155,7 +180,7 @@ pub struct JobHandle {
 
 impl JobHandle {
     /// Stops the job: it never starts a run again (idempotent). A run in
-    /// progress finishes (see [`abort`](Self::abort)).
+    /// progress finishes.
     pub fn cancel(&self) {
         self.state.cancelled.store(true, Ordering::Release);
         self.state.set_next_due(None);
