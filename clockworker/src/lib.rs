@@ -175,6 +175,9 @@
 //! [`time::sleep`], [`time::timeout`] and [`time::interval`] work on every
 //! host, the executor's own `block_on` included, with one timer map per
 //! executor and a test clock ([`time::pause`], [`time::advance`]).
+//! Periodic jobs ([`Executor::every`], [`Executor::at`], and `cron` with
+//! the `cron` feature) run on a queue with misfire and overlap policies
+//! (see [`jobs`]).
 //!
 //! # Macros
 //!
