@@ -310,3 +310,32 @@ fn a_panicking_run_keeps_the_schedule() {
     });
     assert_eq!(executor.queue_stats("jobs").unwrap().panicked, 5);
 }
+
+/// `abort` stops the job and the run in progress; `cancel` lets it finish.
+#[test]
+fn abort_stops_the_run_in_progress() {
+    let executor = executor();
+    let finished = Rc::new(RefCell::new(0u32));
+    executor.block_on(async {
+        time::pause().unwrap();
+        let done = finished.clone();
+        let job = executor
+            .job("jobs")
+            .every(SEC * 10)
+            .start_at(time::now())
+            .spawn(move |_| {
+                let done = done.clone();
+                async move {
+                    time::sleep(SEC * 3).await;
+                    *done.borrow_mut() += 1;
+                }
+            })
+            .unwrap();
+        time::sleep(SEC).await;
+        job.abort();
+        time::sleep(SEC * 30).await;
+        assert_eq!(job.stats().runs, 1);
+        assert!(job.is_finished());
+    });
+    assert_eq!(*finished.borrow(), 0, "the aborted run finished");
+}

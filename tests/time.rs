@@ -19,10 +19,15 @@ const MS: Duration = Duration::from_millis(1);
 
 fn assert_send<T: Send>(_: &T) {}
 
-/// Sleeps 20 ms on the executor, and returns how long it took.
+/// Waits 20 ms on the executor (three ticks of a 5 ms interval, then a
+/// 10 ms sleep), and returns how long it took.
 async fn nap() -> Duration {
     let started = Instant::now();
-    time::sleep(20 * MS).await;
+    let mut ticks = time::interval(5 * MS);
+    for _ in 0..3 {
+        ticks.tick().await;
+    }
+    time::sleep(10 * MS).await;
     started.elapsed()
 }
 

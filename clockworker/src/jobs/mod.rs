@@ -157,6 +157,8 @@ impl std::error::Error for JobError {}
 struct JobState {
     id: u64,
     cancelled: AtomicBool,
+    /// Cancelled with `abort`: the runs in progress are aborted too.
+    abort_runs: AtomicBool,
     next_due: Mutex<Option<Instant>>,
     stats: Mutex<JobStats>,
 }
@@ -185,6 +187,13 @@ impl JobHandle {
         self.state.cancelled.store(true, Ordering::Release);
         self.state.set_next_due(None);
         self.scheduler.abort();
+    }
+
+    /// [`cancel`](Self::cancel), and aborts the runs in progress (their
+    /// futures are dropped on the executor's thread).
+    pub fn abort(&self) {
+        self.state.abort_runs.store(true, Ordering::Release);
+        self.cancel();
     }
 
     /// The job's id.
@@ -313,6 +322,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> JobBuilder<K> {
         let state = Arc::new(JobState {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             cancelled: AtomicBool::new(false),
+            abort_runs: AtomicBool::new(false),
             next_due: Mutex::new(None),
             stats: Mutex::new(JobStats::default()),
         });
@@ -354,6 +364,25 @@ struct InFlight {
     queued: Option<(Instant, u64)>,
 }
 
+/// Held by a scheduler task: when `JobHandle::abort` drops it, the runs in
+/// progress are aborted as well.
+struct AbortRunsOnDrop {
+    in_flight: Rc<RefCell<InFlight>>,
+    state: Arc<JobState>,
+}
+
+impl Drop for AbortRunsOnDrop {
+    fn drop(&mut self) {
+        if self.state.abort_runs.load(Ordering::Acquire)
+            && let Ok(mut flight) = self.in_flight.try_borrow_mut()
+        {
+            for run in flight.running.drain(..) {
+                run.abort();
+            }
+        }
+    }
+}
+
 /// The scheduler task of a job.
 async fn schedule<K, F, Fut>(
     plan: Plan,
@@ -366,6 +395,10 @@ async fn schedule<K, F, Fut>(
     Fut: Future<Output = ()> + 'static,
 {
     let in_flight = Rc::new(RefCell::new(InFlight::default()));
+    let _abort_runs = AbortRunsOnDrop {
+        in_flight: in_flight.clone(),
+        state: state.clone(),
+    };
     let mut due = plan.first;
     let mut started: u64 = 0;
     loop {
@@ -598,6 +631,10 @@ async fn cron_schedule<K, F, Fut>(
 {
     use std::time::SystemTime;
     let in_flight = Rc::new(RefCell::new(InFlight::default()));
+    let _abort_runs = AbortRunsOnDrop {
+        in_flight: in_flight.clone(),
+        state: state.clone(),
+    };
     // The latest due time reached: never run twice for one due time, even
     // if the wall clock goes back.
     let mut last_due: SystemTime = wall_now();
