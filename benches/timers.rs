@@ -15,8 +15,13 @@
 //!    a current-thread runtime.
 //! 4. `idle`: an executor whose only timer is due in an hour, run for one
 //!    second under its own `block_on` and under tokio: how often it woke.
+//! 5. `cron lateness`: a job every second (`* * * * * *`, wall clock) beside
+//!    four saturating background tasks, for 5 s: how long after the full
+//!    second each run started. clockworker: the job on the foreground
+//!    queue (weight 8), the background on weight 1; tokio-cron-scheduler
+//!    on a tokio current-thread runtime with the same background tasks.
 //!
-//! Run with `cargo bench --bench timers` (about 20 s).
+//! Run with `cargo bench --bench timers` (about 15 s).
 
 mod support;
 
@@ -224,6 +229,83 @@ fn idle_wakeups() -> (u64, u64) {
     (own, tokio)
 }
 
+/// µs past the full second, now.
+fn past_the_second() -> f64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    f64::from(since_epoch.subsec_nanos()) / 1e3
+}
+
+const CRON_FOR: Duration = Duration::from_secs(5);
+
+fn cron_clockworker() -> Vec<f64> {
+    let executor = ExecutorBuilder::new()
+        .with_queue("fg", 8)
+        .with_queue("bg", 1)
+        .build()
+        .unwrap();
+    let bg = executor.queue("bg").unwrap();
+    let late = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = late.clone();
+    executor.block_on(async {
+        for _ in 0..4 {
+            bg.spawn(background());
+        }
+        let job = executor
+            .handle()
+            .cron("fg", "* * * * * *", "UTC", move |_| {
+                log.borrow_mut().push(past_the_second());
+                async {}
+            })
+            .expect("a valid expression");
+        time::sleep(CRON_FOR).await;
+        job.cancel();
+    });
+    late.take()
+}
+
+fn cron_tokio_cron_scheduler() -> Vec<f64> {
+    use tokio_cron_scheduler::{Job, JobScheduler};
+    let runtime = tokio_rt();
+    let late = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = late.clone();
+    runtime.block_on(async move {
+        for _ in 0..4 {
+            tokio::spawn(async {
+                loop {
+                    spin(Duration::from_micros(50));
+                    tokio::task::yield_now().await;
+                }
+            });
+        }
+        let scheduler = JobScheduler::new().await.expect("a scheduler");
+        let job = Job::new("* * * * * *", move |_, _| {
+            log.lock().unwrap().push(past_the_second());
+        })
+        .expect("a valid expression");
+        scheduler.add(job).await.expect("added");
+        scheduler.start().await.expect("started");
+        tokio::time::sleep(CRON_FOR).await;
+    });
+    runtime.shutdown_background();
+    let late = late.lock().unwrap().clone();
+    late
+}
+
+fn spread(mut late: Vec<f64>) -> String {
+    if late.is_empty() {
+        return "no runs".to_string();
+    }
+    late.sort_by(f64::total_cmp);
+    format!(
+        "{} runs, {:.0} µs late at best, {:.0} at worst",
+        late.len(),
+        late[0],
+        late[late.len() - 1]
+    )
+}
+
 fn main() {
     let started = Instant::now();
     println!("timers benchmark (2-core VM figures are in the README)");
@@ -252,6 +334,14 @@ fn main() {
     let (own, tokio) = idle_wakeups();
     println!(
         "idle, timer in 1 h  clockworker wake-ups in 1 s: {own} (own block_on), {tokio} (in tokio, incl. its own sleep's)"
+    );
+    println!(
+        "cron every second  clockworker (fg 8 : bg 1)       {}",
+        spread(cron_clockworker())
+    );
+    println!(
+        "cron every second  tokio-cron-scheduler (same load) {}",
+        spread(cron_tokio_cron_scheduler())
     );
     println!("(took {:.0} s)", started.elapsed().as_secs_f64());
 }
