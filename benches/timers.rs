@@ -289,8 +289,7 @@ fn cron_tokio_cron_scheduler() -> Vec<f64> {
         tokio::time::sleep(CRON_FOR).await;
     });
     runtime.shutdown_background();
-    let late = late.lock().unwrap().clone();
-    late
+    late.lock().unwrap().clone()
 }
 
 fn spread(mut late: Vec<f64>) -> String {
