@@ -339,3 +339,30 @@ fn abort_stops_the_run_in_progress() {
     });
     assert_eq!(*finished.borrow(), 0, "the aborted run finished");
 }
+
+/// Leaving `block_on` keeps a job scheduled (it runs again in the next
+/// run); dropping the executor cancels it.
+#[test]
+fn jobs_outlive_a_run_and_die_with_the_executor() {
+    let executor = executor();
+    let runs = Rc::new(RefCell::new(0u32));
+    let counter = runs.clone();
+    let job = executor
+        .every("jobs", Duration::from_millis(5), move |_| {
+            *counter.borrow_mut() += 1;
+            async {}
+        })
+        .unwrap();
+    executor.block_on(time::sleep(Duration::from_millis(30)));
+    let after_first = *runs.borrow();
+    assert!(after_first >= 1);
+    assert!(!job.is_finished());
+    executor.block_on(time::sleep(Duration::from_millis(30)));
+    assert!(
+        *runs.borrow() > after_first,
+        "the job ran again in the second run"
+    );
+    drop(executor);
+    assert!(job.is_finished());
+    assert_eq!(job.stats().runs, u64::from(*runs.borrow()));
+}
