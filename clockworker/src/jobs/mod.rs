@@ -394,18 +394,11 @@ async fn schedule<K, F, Fut>(
     F: FnMut(JobContext) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let in_flight = Rc::new(RefCell::new(InFlight::default()));
-    let _abort_runs = AbortRunsOnDrop {
-        in_flight: in_flight.clone(),
-        state: state.clone(),
-    };
+    let mut runner = Runner::new(plan, state, queue);
+    let (plan, state) = (runner.plan.clone(), runner.state.clone());
     let mut due = plan.first;
-    let mut started: u64 = 0;
     loop {
-        if state.cancelled.load(Ordering::Acquire)
-            || plan.max_runs.is_some_and(|max| started >= max)
-            || plan.end.is_some_and(|end| due >= end)
-        {
+        if runner.is_done() || plan.end.is_some_and(|end| due >= end) {
             state.set_next_due(None);
             return;
         }
@@ -425,35 +418,88 @@ async fn schedule<K, F, Fut>(
                 (missed, Some(next))
             }
         };
-        if missed > 0 {
-            state.stats().misses += missed;
+        runner.reached(due, missed, &mut run);
+        match next {
+            Some(next) => due = next,
+            None => {
+                state.set_next_due(None);
+                return;
+            }
         }
-        let runs_now: u64 = match plan.misfire {
+    }
+}
+
+/// What both schedulers (a period, a cron expression) share once they
+/// know a due time was reached: the misfire policy, the overlap policy,
+/// the run count, and the runs in flight (aborted with the job by
+/// `JobHandle::abort`).
+struct Runner<K> {
+    plan: Rc<Plan>,
+    state: Arc<JobState>,
+    queue: crate::QueueHandle<K>,
+    in_flight: Rc<RefCell<InFlight>>,
+    _abort_runs: AbortRunsOnDrop,
+    started: u64,
+}
+
+impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Runner<K> {
+    fn new(plan: Plan, state: Arc<JobState>, queue: crate::QueueHandle<K>) -> Runner<K> {
+        let in_flight = Rc::new(RefCell::new(InFlight::default()));
+        Runner {
+            plan: Rc::new(plan),
+            _abort_runs: AbortRunsOnDrop {
+                in_flight: in_flight.clone(),
+                state: state.clone(),
+            },
+            state,
+            queue,
+            in_flight,
+            started: 0,
+        }
+    }
+
+    /// Cancelled, or its last run started.
+    fn is_done(&self) -> bool {
+        self.state.cancelled.load(Ordering::Acquire)
+            || self.plan.max_runs.is_some_and(|max| self.started >= max)
+    }
+
+    /// Due time `due` was reached, and `missed` later ones too: counts the
+    /// misses and starts the runs the misfire policy asks for.
+    fn reached<F, Fut>(&mut self, due: Instant, missed: u64, run: &mut F)
+    where
+        F: FnMut(JobContext) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        if missed > 0 {
+            self.state.stats().misses += missed;
+        }
+        let runs_now: u64 = match self.plan.misfire {
             _ if missed == 0 => 1,
             Misfire::FireOnceNow | Misfire::Delay => 1,
             Misfire::Skip => 0,
             Misfire::Burst { cap } => (missed + 1).min(u64::from(cap.max(1))),
         };
         for _ in 0..runs_now {
-            if plan.max_runs.is_some_and(|max| started >= max) {
+            if self.plan.max_runs.is_some_and(|max| self.started >= max) {
                 break;
             }
             let ctx = JobContext {
-                job: state.id,
+                job: self.state.id,
                 due,
                 started: time::now(),
-                runs: started,
-                missed: state.stats().misses,
+                runs: self.started,
+                missed: self.state.stats().misses,
             };
-            if start_run(&plan, &state, &queue, &in_flight, &mut run, ctx) {
-                started += 1;
-            }
-        }
-        match next {
-            Some(next) => due = next,
-            None => {
-                state.set_next_due(None);
-                return;
+            if start_run(
+                &self.plan,
+                &self.state,
+                &self.queue,
+                &self.in_flight,
+                run,
+                ctx,
+            ) {
+                self.started += 1;
             }
         }
     }
@@ -630,19 +676,13 @@ async fn cron_schedule<K, F, Fut>(
     Fut: Future<Output = ()> + 'static,
 {
     use std::time::SystemTime;
-    let in_flight = Rc::new(RefCell::new(InFlight::default()));
-    let _abort_runs = AbortRunsOnDrop {
-        in_flight: in_flight.clone(),
-        state: state.clone(),
-    };
+    let mut runner = Runner::new(plan, state, queue);
+    let (plan, state) = (runner.plan.clone(), runner.state.clone());
     // The latest due time reached: never run twice for one due time, even
     // if the wall clock goes back.
     let mut last_due: SystemTime = wall_now();
-    let mut started: u64 = 0;
     loop {
-        if state.cancelled.load(Ordering::Acquire)
-            || plan.max_runs.is_some_and(|max| started >= max)
-        {
+        if runner.is_done() {
             state.set_next_due(None);
             return;
         }
@@ -678,30 +718,7 @@ async fn cron_schedule<K, F, Fut>(
             latest = next;
             missed += 1;
         }
-        if missed > 0 {
-            state.stats().misses += missed;
-        }
-        let runs_now: u64 = match plan.misfire {
-            _ if missed == 0 => 1,
-            Misfire::FireOnceNow | Misfire::Delay => 1,
-            Misfire::Skip => 0,
-            Misfire::Burst { cap } => (missed + 1).min(u64::from(cap.max(1))),
-        };
-        for _ in 0..runs_now {
-            if plan.max_runs.is_some_and(|max| started >= max) {
-                break;
-            }
-            let ctx = JobContext {
-                job: state.id,
-                due: as_instant(due),
-                started: time::now(),
-                runs: started,
-                missed: state.stats().misses,
-            };
-            if start_run(&plan, &state, &queue, &in_flight, &mut run, ctx) {
-                started += 1;
-            }
-        }
+        runner.reached(as_instant(due), missed, &mut run);
         last_due = latest;
     }
 }
