@@ -207,7 +207,7 @@ fn interval_tokio() -> (f64, f64) {
 
 fn lateness(mut late: Vec<Duration>) -> (f64, f64) {
     late.sort_unstable();
-    let at = |q: f64| late[((late.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    let at = |q: f64| support::percentile(&late, q).as_secs_f64() * 1e6;
     (at(0.5), at(0.99))
 }
 
