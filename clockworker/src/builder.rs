@@ -14,6 +14,7 @@ use crate::executor::Executor;
 use crate::handle::Handle;
 use crate::key::KeyTable;
 use crate::sched::{Fifo, TaskScheduler};
+use crate::stall::{Stall, StallConfig, Watchdog};
 
 /// Builds an [`Executor`] with a set of weighted queues.
 ///
@@ -47,6 +48,7 @@ pub struct ExecutorBuilder<K> {
     host_yield_interval: Duration,
     /// What a pool adds to its workers' executors.
     hooks: Hooks,
+    stall: StallConfig,
 }
 
 /// One configured queue.
@@ -76,6 +78,7 @@ impl<K> ExecutorBuilder<K> {
             time_slice: Self::DEFAULT_TIME_SLICE,
             host_yield_interval: Self::DEFAULT_HOST_YIELD_INTERVAL,
             hooks: Hooks::default(),
+            stall: StallConfig::default(),
         }
     }
 
@@ -204,6 +207,74 @@ impl<K> ExecutorBuilder<K> {
         self
     }
 
+    /// Turns the stall watchdog on: a task poll that runs longer than
+    /// `threshold` is reported *while it is still running* (by a small
+    /// watchdog thread, within about `threshold` plus a millisecond of the
+    /// poll's start), naming the task's spawn site, queue and group, and
+    /// again when it returns, with its whole duration. Off by default.
+    ///
+    /// Reports go to the [`on_stall`](Self::on_stall) handler and, with the
+    /// `tracing` feature, to a `tracing` warning (target
+    /// `clockworker::stall`); with neither, a line goes to standard error.
+    /// Each queue's stats count its stalls and the longest one
+    /// ([`QueueStats::stalls`](crate::QueueStats::stalls)). The watchdog
+    /// thread ends when the executor is dropped.
+    ///
+    /// Cost: every poll then reads the clock and publishes what it polls (a
+    /// few plain stores); the README gives the measured figures. Polls of
+    /// the future passed to `run_until`/`block_on` are not watched, only
+    /// tasks'.
+    ///
+    /// A zero `threshold` makes [`build`](Self::build) fail with
+    /// [`BuildError::StallWatchdog`].
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use clockworker::{ExecutorBuilder, StallPhase};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue("bg", 1)
+    ///     .with_stall_threshold(Duration::from_millis(5))
+    ///     .on_stall(move |stall| log.lock().unwrap().push((stall.phase, stall.spawn_site.line())))
+    ///     .build()
+    ///     .unwrap();
+    /// let bg = executor.queue("bg").unwrap();
+    /// let line = line!() + 1;
+    /// let task = bg.spawn(async { std::thread::sleep(Duration::from_millis(30)) });
+    /// executor.block_on(task).unwrap();
+    /// let seen = seen.lock().unwrap();
+    /// assert!(seen.contains(&(StallPhase::Running, line)));
+    /// assert!(seen.contains(&(StallPhase::Ended, line)));
+    /// assert_eq!(executor.queue_stats("bg").unwrap().stalls, 1);
+    /// ```
+    pub fn with_stall_threshold(mut self, threshold: Duration) -> Self {
+        self.stall.threshold = Some(threshold);
+        self
+    }
+
+    /// Where stall reports go (see
+    /// [`with_stall_threshold`](Self::with_stall_threshold), which turns
+    /// the watchdog on; without it the handler is never called).
+    ///
+    /// The handler is called from the watchdog's thread while a stalled
+    /// poll runs, and from the executor's thread when it ends: keep it
+    /// short (log, count, send on a channel). A panic in it is caught and
+    /// counted in
+    /// [`ExecutorStats::stall_handler_panics`](crate::ExecutorStats::stall_handler_panics).
+    pub fn on_stall(mut self, handler: impl Fn(&Stall) + Send + Sync + 'static) -> Self {
+        self.stall.handler = Some(std::sync::Arc::new(handler));
+        self
+    }
+
+    /// The stall watchdog's settings, as a pool passes them on.
+    pub(crate) fn with_stall_config(mut self, stall: StallConfig) -> Self {
+        self.stall = stall;
+        self
+    }
+
     /// Adds a queue with an already boxed scheduler (`None`: the FIFO); a
     /// pool builds each worker's schedulers with its factories.
     pub(crate) fn with_boxed_queue(
@@ -238,10 +309,12 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
     ///
     /// # Errors
     ///
-    /// [`BuildError`] if no queue was added, a key was added twice, or a
-    /// weight is zero or above the maximum.
+    /// [`BuildError`] if no queue was added, a key was added twice, a
+    /// weight is zero or above the maximum, or the stall watchdog cannot
+    /// run.
     pub fn build(self) -> Result<Executor<K>, BuildError> {
         check_queues(self.queues.iter().map(|spec| (spec.key, spec.weight)))?;
+        check_stall(&self.stall)?;
         let clock = Clock::get();
         let config = Config {
             slice: clock.to_ticks(self.time_slice),
@@ -253,7 +326,16 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
             .into_iter()
             .map(|spec| (spec.key, (spec.weight, spec.scheduler)))
             .unzip();
-        let names = keys.iter().map(|key| format!("{key:?}")).collect();
+        let names: Box<[String]> = keys.iter().map(|key| format!("{key:?}")).collect();
+        let watch = match self.stall.threshold {
+            Some(threshold) => Some(
+                Watchdog::start(threshold, self.stall.handler, names.clone(), clock.clone())
+                    .map_err(|error| {
+                        BuildError::StallWatchdog(format!("its thread could not start: {error}"))
+                    })?,
+            ),
+            None => None,
+        };
         let keys = Rc::new(KeyTable::new(keys));
         let core = Rc::new(Core::new(
             queues,
@@ -262,9 +344,21 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> ExecutorBuilder<K> {
             keys.clone(),
             names,
             self.hooks,
+            watch,
         ));
         crate::context::make_resident(&core);
         Ok(Executor::new(Handle::new(core, keys)))
+    }
+}
+
+/// The checks of the stall watchdog's settings.
+pub(crate) fn check_stall(stall: &StallConfig) -> Result<(), BuildError> {
+    match stall.threshold {
+        Some(threshold) if threshold.is_zero() => Err(BuildError::StallWatchdog(
+            "the stall threshold is zero; give `with_stall_threshold` a positive duration"
+                .to_string(),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -322,6 +416,7 @@ impl<K: fmt::Debug> fmt::Debug for ExecutorBuilder<K> {
             .field("panic_on_task_panic", &self.panic_on_task_panic)
             .field("time_slice", &self.time_slice)
             .field("host_yield_interval", &self.host_yield_interval)
+            .field("stall", &self.stall)
             .finish()
     }
 }

@@ -96,6 +96,13 @@ pub(crate) fn current() -> Option<Rc<Core>> {
         .flatten()
 }
 
+/// Whether this thread is polling a task of the executor whose shared
+/// state is `shared` (a closed executor still takes its own tasks'
+/// children).
+pub(crate) fn in_own_task(shared: &Arc<Shared>) -> bool {
+    current().is_some_and(|core| Arc::ptr_eq(&core.shared, shared) && core.poll.in_task())
+}
+
 /// The schedule function of every task: where a woken task goes. It is a
 /// plain function (zero-sized) and finds the executor through the header.
 pub(crate) fn schedule(runnable: Runnable<Header>, _info: ScheduleInfo) {

@@ -12,7 +12,9 @@
 //! | [`LocalQueue`] | `core/queue.rs` | one queue's runnable tasks, its groups (`GroupTable`, `core/groups.rs`), weight and counters |
 //! | [`Shared`] | `shared.rs` | everything other threads touch: the injector, the attention bits, the host waker |
 //! | [`Runners`] | `run.rs` | the `run_until`/`block_on` futures alive for this executor |
-//! | the hooks | `core/shed.rs` | nothing: what executors that work together (a pool's workers) use — shedding queued tasks to an idle executor, calls from other threads, the idle hook, a wake when drained |
+//! | the hooks | `core/shed.rs` | nothing: what executors that work together (a pool's workers) use — shedding queued tasks to an idle executor, calls from other threads, the idle hook |
+//! | graceful close | `core/close.rs` | nothing: closing to spawns from outside, waiting until drained (a pool worker's drain too), waking `closed()` waiters |
+//! | the stall watchdog | `stall.rs` | the beacon each poll publishes, the watchdog thread (`Core::watch`, off unless asked for) |
 //!
 //! This file holds what ties them together: spawning and waking (a task
 //! into its queue), draining the injector, stats and shutdown. The run loop
@@ -59,6 +61,7 @@
 //! The clock-sampling rules are in `core/turn.rs`; the EEVDF accounting in
 //! `eevdf.rs`.
 
+mod close;
 mod groups;
 mod poll;
 mod queue;
@@ -84,6 +87,7 @@ use crate::key::KeyTable;
 use crate::run::Runners;
 use crate::sched::TaskScheduler;
 use crate::shared::{Injected, LOCAL, REMOTE, Shared};
+use crate::stall::Watchdog;
 use crate::stats::{ExecutorCounters, QueueStats, bump};
 use crate::task::{self, Header, Outcome, Placement, TaskId, TaskLabel, TaskSpec};
 
@@ -141,8 +145,13 @@ pub(crate) struct Core {
     /// Reused buffers for draining the injector.
     injected: std::cell::RefCell<Injected>,
     counters: ExecutorCounters,
-    /// The executor has been dropped: spawns are cancelled.
+    /// The executor has been dropped (or shut down): spawns are cancelled.
     closed: std::cell::Cell<bool>,
+    /// The executor has been closed (`Handle::close`): spawns from outside
+    /// its tasks are cancelled; its tasks finish (see `core/close.rs`).
+    closing: std::cell::Cell<bool>,
+    /// Woken when the executor closes (`Handle::closed`).
+    close_waiters: std::cell::RefCell<Vec<std::task::Waker>>,
     pub(crate) runners: Runners,
     /// The executor's `KeyTable<K>`, for looking keys up without knowing `K`
     /// (`spawn!(key, ..)`, `Handle::current`), and the keys' `Debug` names.
@@ -153,6 +162,8 @@ pub(crate) struct Core {
     idle_spin: u64,
     /// Polls counted at the last park (see `Core::went_idle`).
     polls_at_park: std::cell::Cell<u64>,
+    /// The stall watchdog, if one was asked for (see `stall.rs`).
+    pub(crate) watch: Option<Watchdog>,
 }
 
 impl Core {
@@ -163,6 +174,7 @@ impl Core {
         keys: Rc<dyn Any>,
         names: Box<[String]>,
         hooks: Hooks,
+        watch: Option<Watchdog>,
     ) -> Core {
         let weights: Vec<u32> = queues.iter().map(|(weight, _)| *weight).collect();
         let idle_spin = clock.to_ticks(hooks.idle_spin);
@@ -184,12 +196,15 @@ impl Core {
             injected: Default::default(),
             counters: ExecutorCounters::default(),
             closed: Default::default(),
+            closing: Default::default(),
+            close_waiters: Default::default(),
             runners: Runners::default(),
             keys,
             names,
             on_idle: hooks.on_idle,
             idle_spin,
             polls_at_park: Default::default(),
+            watch,
         }
     }
 
@@ -305,9 +320,10 @@ impl Core {
     /// A task spawned on this thread enters its queue.
     #[inline]
     fn admit_new(&self, runnable: Runnable<Header>) {
-        if self.closed.get() {
-            // The executor is shutting down: the future is dropped unpolled
-            // and the handle resolves to `Cancelled`.
+        if self.closed.get() || (self.closing.get() && !self.poll.in_task()) {
+            // The executor is shutting down, or closed and this spawn does
+            // not come from one of its tasks: the future is dropped
+            // unpolled and the handle resolves to `Cancelled`.
             let _ = task::drop_task(runnable);
             return;
         }
@@ -550,6 +566,8 @@ impl Core {
             preemptions: counters.preemptions.get(),
             lag_nanos: if lag_ticks < 0 { -lag_nanos } else { lag_nanos },
             queue_delay: counters.queue_delay.snapshot(clock),
+            stalls: counters.stalls.get(),
+            longest_stall: clock.to_duration(counters.longest_stall.get()),
             scheduler: tasks.as_ref().map_or("", |tasks| tasks.name()),
             groups: queue.groups.borrow().snapshot(clock),
         }
@@ -586,6 +604,10 @@ impl Core {
     /// executor, or spawn such tasks through a [`Spawner`](crate::Spawner).
     pub(crate) fn shutdown(&self) {
         self.closed.set(true);
+        if let Some(watch) = &self.watch {
+            watch.stop();
+        }
+        self.wake_close_waiters();
         // Wake every parked task: each one's `Runnable` then lands in the
         // injector (this executor is not running, so wakes are injected),
         // where the loop below drops it and counts it as cancelled. Before

@@ -62,6 +62,9 @@ pub enum BuildError {
         /// What went wrong (a panic's message, an OS error).
         message: String,
     },
+    /// The stall watchdog cannot run: its threshold is zero, or its
+    /// thread could not be started (the message says which).
+    StallWatchdog(String),
 }
 
 impl fmt::Display for BuildError {
@@ -87,6 +90,7 @@ impl fmt::Display for BuildError {
             BuildError::WorkerStart { worker, message } => {
                 write!(f, "worker {worker} failed to start: {message}")
             }
+            BuildError::StallWatchdog(message) => write!(f, "stall watchdog: {message}"),
         }
     }
 }

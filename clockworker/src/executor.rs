@@ -5,6 +5,9 @@ use std::future::Future;
 use std::hash::Hash;
 use std::rc::Rc;
 
+use std::time::Duration;
+
+use crate::close::{Drain, Shutdown};
 use crate::error::UnknownQueue;
 use crate::handle::Handle;
 use crate::queue::QueueHandle;
@@ -207,6 +210,52 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
     /// ```
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         run::block_on(RunUntil::new(self.inner.handle.core(), future, false))
+    }
+
+    /// Closes the executor to new work from outside its tasks (see
+    /// [`Handle::close`]).
+    pub fn close(&self) {
+        self.inner.handle.close();
+    }
+
+    /// A future that is ready once every task has finished, running the
+    /// executor meanwhile (see [`Handle::drain`]).
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue("q", 1).build().unwrap();
+    /// let q = executor.queue("q").unwrap();
+    /// let child_q = q.clone();
+    /// q.spawn(async move {
+    ///     clockworker::yield_now().await;
+    ///     child_q.spawn(async {});
+    /// });
+    /// futures_lite::future::block_on(executor.drain());
+    /// assert_eq!(executor.stats().completed(), 2);
+    /// ```
+    pub fn drain(&self) -> Drain<'_> {
+        self.inner.handle.drain()
+    }
+
+    /// Closes, drains for up to `timeout`, cancels what is left and reports
+    /// (see [`Handle::shutdown`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue("q", 1).build().unwrap();
+    /// let q = executor.queue("q").unwrap();
+    /// q.spawn(async { tokio::time::sleep(Duration::from_millis(1)).await });
+    /// q.spawn(async { tokio::time::sleep(Duration::from_secs(3600)).await });
+    /// let report = executor.shutdown(Duration::from_millis(50)).await;
+    /// assert_eq!(report.queues[0].completed, 1);
+    /// assert_eq!(report.queues[0].cut_off, 1);
+    /// assert!(executor.handle().is_closed());
+    /// # }
+    /// ```
+    pub fn shutdown(&self, timeout: Duration) -> Shutdown<'_, K> {
+        self.inner.handle.shutdown(timeout)
     }
 
     /// A snapshot of every queue's counters (see [`Handle::stats`]).

@@ -5,6 +5,9 @@ use std::fmt;
 use std::hash::Hash;
 use std::rc::Rc;
 
+use std::time::Duration;
+
+use crate::close::{Closed, Drain, Shutdown};
 use crate::context;
 use crate::core::Core;
 use crate::error::{TryCurrentError, UnknownQueue};
@@ -200,6 +203,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Handle<K> {
             idle_waits: counters.idle_waits.get(),
             remote_schedules: core.shared.remote_schedules(),
             host_hold: counters.host_holds.snapshot(core.turn.clock()),
+            stall_handler_panics: core.watch.as_ref().map_or(0, |w| w.handler_panics()),
         }
     }
 
@@ -228,10 +232,93 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Handle<K> {
         self.keys.keys()
     }
 
-    /// Whether the executor has been dropped (its tasks are gone, and new
-    /// spawns are cancelled).
+    /// Whether the executor has been closed ([`close`](Handle::close)) or
+    /// dropped: new spawns from outside its tasks are cancelled.
     pub fn is_closed(&self) -> bool {
-        self.core.is_closed()
+        self.core.is_closing()
+    }
+
+    /// Closes the executor to new work: from now on, spawns that do not
+    /// come from one of its own tasks get a handle that resolves to
+    /// [`JoinError::Cancelled`](crate::JoinError::Cancelled) (through a
+    /// queue handle, a [`Spawner`] on any thread, `spawn!` in its
+    /// `run_until` future, a job's next run). Everything already spawned
+    /// runs on, and children that its tasks spawn while they finish are
+    /// taken, so that a task that spawns and awaits a child still finishes.
+    /// Periodic jobs stop scheduling runs; a run in progress finishes.
+    ///
+    /// Closing twice, or a dropped executor, does nothing. Pair it with
+    /// [`drain`](Handle::drain), or use [`shutdown`](Handle::shutdown),
+    /// which closes, drains and cancels what is left at a deadline.
+    /// Long-lived tasks (an accept loop, a subscription) can end themselves
+    /// by awaiting [`closed`](Handle::closed).
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue("q", 1).build().unwrap();
+    /// let q = executor.queue("q").unwrap();
+    /// let before = q.spawn(async { 1 });
+    /// executor.handle().close();
+    /// let after = q.spawn(async { 2 });
+    /// executor.block_on(executor.drain());
+    /// assert_eq!(futures_lite::future::block_on(before).unwrap(), 1);
+    /// assert!(futures_lite::future::block_on(after).unwrap_err().is_cancelled());
+    /// ```
+    pub fn close(&self) {
+        self.core.close();
+    }
+
+    /// A future that is ready once the executor is closed
+    /// ([`close`](Handle::close), [`shutdown`](Handle::shutdown)) or
+    /// dropped: what a long-lived task awaits, next to its work, to end
+    /// itself during a graceful close.
+    pub fn closed(&self) -> Closed {
+        Closed::new(self.core.clone())
+    }
+
+    /// A future that is ready once every task of the executor has finished
+    /// (none is alive, none waits to arrive from another thread). It does
+    /// not close the executor: pair it with [`close`](Handle::close) for a
+    /// graceful stop.
+    ///
+    /// Awaited outside the executor, it runs the executor (as
+    /// [`run_until`](crate::Executor::run_until) does, in whatever host
+    /// polls it). Awaited inside it (in its `run_until` future), it only
+    /// waits. Awaited in one of the executor's own tasks, it is ready once
+    /// that task is the last one alive.
+    pub fn drain(&self) -> Drain<'_> {
+        Drain::new(&self.core)
+    }
+
+    /// Shuts the executor down gracefully: [closes](Handle::close) it,
+    /// [drains](Handle::drain) it for up to `timeout`, then cancels every
+    /// task still alive (drops its future; its handle resolves to
+    /// [`JoinError::Cancelled`](crate::JoinError::Cancelled)), and reports
+    /// what happened per queue. Runs the executor meanwhile, or only waits
+    /// if it is already running (see [`drain`](Handle::drain)).
+    ///
+    /// Afterwards the executor is shut down for good (as if dropped):
+    /// spawns are cancelled, its stats stay readable. A second shutdown
+    /// reports the same totals, with nothing cut off.
+    ///
+    /// Awaited in one of the executor's own tasks, it cannot cancel the
+    /// others (it runs inside one of them): it closes and waits for them
+    /// until the deadline, and the report says whether they finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let executor = clockworker::ExecutorBuilder::new().with_queue("q", 1).build().unwrap();
+    /// let q = executor.queue("q").unwrap();
+    /// let quick = q.spawn(async { 1 });
+    /// let stuck = q.spawn(std::future::pending::<()>());
+    /// let report = executor.block_on(executor.handle().shutdown(Duration::from_millis(10)));
+    /// assert!(!report.drained);
+    /// assert_eq!((report.completed(), report.cut_off()), (1, 1));
+    /// assert_eq!(futures_lite::future::block_on(quick).unwrap(), 1);
+    /// assert!(futures_lite::future::block_on(stuck).unwrap_err().is_cancelled());
+    /// ```
+    pub fn shutdown(&self, timeout: Duration) -> Shutdown<'_, K> {
+        Shutdown::new(&self.core, self.keys.keys(), timeout)
     }
 }
 
@@ -248,7 +335,7 @@ impl<K: fmt::Debug> fmt::Debug for Handle<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
             .field("queues", &self.keys.keys())
-            .field("closed", &self.core.is_closed())
+            .field("closed", &self.core.is_closing())
             .field("live_tasks", &self.core.live_tasks())
             .finish()
     }

@@ -316,6 +316,7 @@
 
 mod builder;
 mod clock;
+mod close;
 mod context;
 mod core;
 mod doorbell;
@@ -339,6 +340,7 @@ mod runqueue;
 pub mod sched;
 mod shared;
 mod spawner;
+mod stall;
 mod stats;
 mod sync;
 mod task;
@@ -348,6 +350,7 @@ mod yield_now;
 pub use builder::ExecutorBuilder;
 #[cfg(feature = "macros")]
 pub use clockworker_macros::{QueueKey, main, test};
+pub use close::{Closed, Drain, QueueReport, Shutdown, ShutdownReport};
 pub use eevdf::MAX_WEIGHT;
 pub use error::{BuildError, JoinError, TaskPanic, TryCurrentError, UnknownQueue};
 pub use executor::Executor;
@@ -362,6 +365,7 @@ pub use pool::{
 pub use queue::QueueHandle;
 pub use run::RunUntil;
 pub use spawner::Spawner;
+pub use stall::{Stall, StallPhase};
 pub use stats::{DelayStats, ExecutorStats, GroupStats, QueueStats};
 pub use task::{GroupId, TaskId, TaskLabel};
 pub use yield_now::{YieldMaybe, YieldNow, yield_maybe, yield_now};

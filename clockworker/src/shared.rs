@@ -97,6 +97,9 @@ struct Injector {
     dropped: Vec<Runnable<Header>>,
     /// Set once the executor has been dropped: new spawns are refused.
     closed: bool,
+    /// Set once the executor has been closed (`Handle::close`): spawns from
+    /// other threads are refused; its tasks finish.
+    closing: bool,
     /// Idle executors with the same queue table that take tasks this one
     /// sheds (see [`Shared::offer_thief`]), each once, in offer order.
     thieves: Vec<Arc<Shared>>,
@@ -114,6 +117,7 @@ impl std::fmt::Debug for Injector {
             .field("calls", &self.calls.len())
             .field("thieves", &self.thieves.len())
             .field("closed", &self.closed)
+            .field("closing", &self.closing)
             .finish_non_exhaustive()
     }
 }
@@ -280,7 +284,27 @@ impl Shared {
     }
 
     /// Hands a newly spawned (`Send`) task to the executor; gives it back if
-    /// the executor is gone.
+    /// the executor is gone, or closed and the spawn does not come from one
+    /// of its own tasks (`own_task`, asked only then; see `Core::close`).
+    pub(crate) fn inject_spawn(
+        &self,
+        runnable: Runnable<Header>,
+        own_task: impl FnOnce() -> bool,
+    ) -> Result<(), Runnable<Header>> {
+        {
+            let mut injector = self.injector();
+            if injector.closed || (injector.closing && !own_task()) {
+                return Err(runnable);
+            }
+            injector.tasks.push(runnable);
+        }
+        self.remote_schedules.fetch_add(1, Ordering::Relaxed);
+        self.notify(REMOTE);
+        Ok(())
+    }
+
+    /// Hands a task that already belongs to the executor's books, or is
+    /// new to it, to the executor; gives it back if the executor is gone.
     pub(crate) fn inject_new(&self, runnable: Runnable<Header>) -> Result<(), Runnable<Header>> {
         {
             let mut injector = self.injector();
@@ -330,6 +354,19 @@ impl Shared {
         std::mem::swap(&mut injector.tasks, &mut into.tasks);
         std::mem::swap(&mut injector.aborts, &mut into.aborts);
         std::mem::swap(&mut injector.dropped, &mut into.dropped);
+    }
+
+    /// Refuses spawns from other threads from now on (`Core::close`); the
+    /// executor's tasks go on. Returns whether it was open.
+    pub(crate) fn begin_close(&self) -> bool {
+        let mut injector = self.injector();
+        !std::mem::replace(&mut injector.closing, true)
+    }
+
+    /// Whether the executor was closed (`Core::close`) or dropped.
+    pub(crate) fn is_closing(&self) -> bool {
+        let injector = self.injector();
+        injector.closing || injector.closed
     }
 
     /// Refuses all future spawns (the executor is being dropped). Calls

@@ -138,8 +138,10 @@ impl<K: Copy> Spawner<K> {
             movable: self.movable,
         };
         let (runnable, handle) = spec.build_send(future);
-        if let Err(runnable) = self.shared.inject_new(runnable) {
-            // The executor is gone: drop the (`Send`) future here.
+        // A closed executor still takes its own tasks' children.
+        let own_task = || crate::context::in_own_task(&self.shared);
+        if let Err(runnable) = self.shared.inject_spawn(runnable, own_task) {
+            // The executor is gone or closed: drop the (`Send`) future here.
             let _ = task::drop_task(runnable);
         }
         handle
@@ -159,7 +161,10 @@ impl<K: Copy> Spawner<K> {
         self.key
     }
 
-    /// Whether the executor has been dropped (spawns are then cancelled).
+    /// Whether the executor has been closed
+    /// ([`Handle::close`](crate::Handle::close)) or dropped: spawns are then
+    /// cancelled (except, on a closed executor that still runs, those made
+    /// from its own tasks).
     ///
     /// ```
     /// let executor = clockworker::ExecutorBuilder::new().with_queue("q", 1).build().unwrap();
@@ -172,7 +177,7 @@ impl<K: Copy> Spawner<K> {
     /// assert!(futures_lite::future::block_on(late).unwrap_err().is_cancelled());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.is_closed()
+        self.shared.is_closing()
     }
 }
 
@@ -192,7 +197,7 @@ impl<K: fmt::Debug> fmt::Debug for Spawner<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Spawner")
             .field("key", &self.key)
-            .field("closed", &self.shared.is_closed())
+            .field("closed", &self.shared.is_closing())
             .finish()
     }
 }

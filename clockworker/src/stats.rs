@@ -122,6 +122,9 @@ pub(crate) struct QueueCounters {
     pub(crate) slices: Cell<u64>,
     pub(crate) preemptions: Cell<u64>,
     pub(crate) queue_delay: Histogram,
+    /// Polls that ran past the stall threshold, and the longest (ticks).
+    pub(crate) stalls: Cell<u64>,
+    pub(crate) longest_stall: Cell<u64>,
 }
 
 impl QueueCounters {
@@ -136,6 +139,8 @@ impl QueueCounters {
             slices: Cell::new(0),
             preemptions: Cell::new(0),
             queue_delay: Histogram::new(),
+            stalls: Cell::new(0),
+            longest_stall: Cell::new(0),
         }
     }
 }
@@ -237,6 +242,12 @@ pub struct QueueStats<K> {
     pub lag_nanos: i64,
     /// Time from wake-up to poll.
     pub queue_delay: DelayStats,
+    /// Polls of this queue's tasks that ran longer than the stall threshold
+    /// (see [`ExecutorBuilder::with_stall_threshold`](crate::ExecutorBuilder::with_stall_threshold));
+    /// always 0 with the watchdog off. Counted when the poll ends.
+    pub stalls: u64,
+    /// The longest of those polls (zero if none).
+    pub longest_stall: Duration,
     /// The queue's task scheduler: [`TaskScheduler::name`](crate::sched::TaskScheduler::name),
     /// `"Fifo"` by default.
     pub scheduler: &'static str,
@@ -296,6 +307,10 @@ pub struct ExecutorStats<K> {
     /// poll) cannot show, because the wake comes only after it. Empty for
     /// [`block_on`](crate::Executor::block_on), which has no host.
     pub host_hold: DelayStats,
+    /// Calls of the stall handler (see
+    /// [`ExecutorBuilder::on_stall`](crate::ExecutorBuilder::on_stall))
+    /// that panicked; each panic is caught.
+    pub stall_handler_panics: u64,
 }
 
 impl<K> ExecutorStats<K> {

@@ -22,10 +22,14 @@ pub(crate) mod atomic {
     pub(crate) use std::sync::atomic::Ordering;
 
     #[cfg(not(all(test, clockworker_loom)))]
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8};
+    pub(crate) use std::sync::atomic::{
+        AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, fence,
+    };
 
     #[cfg(all(test, clockworker_loom))]
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8};
+    pub(crate) use loom::sync::atomic::{
+        AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, fence,
+    };
 }
 
 pub(crate) mod thread {

@@ -52,6 +52,12 @@ use crate::sync::{Mutex, MutexGuard};
 pub struct TaskId(NonZeroU64);
 
 impl TaskId {
+    /// The task with this number (for ids read back from atomics); zero,
+    /// which no task has, reads as 1.
+    pub(crate) fn from_u64(id: u64) -> TaskId {
+        TaskId(NonZeroU64::new(id).unwrap_or(NonZeroU64::MIN))
+    }
+
     pub(crate) fn next() -> TaskId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -163,6 +169,12 @@ impl TaskLabel {
     /// The column of the spawn site.
     pub fn column(&self) -> u32 {
         self.0.column()
+    }
+
+    /// The address of the site's `Location`: the same for every task
+    /// spawned there (the stall watchdog's key for it).
+    pub(crate) fn address(&self) -> usize {
+        std::ptr::from_ref(self.0) as usize
     }
 }
 

@@ -41,13 +41,20 @@ impl Core {
     /// progress however often it is woken), or a task panic must propagate.
     pub(crate) fn run_tasks(&self) -> Exit {
         self.turn.start_loop();
+        if let Some(watch) = &self.watch {
+            watch.enter_loop();
+        }
         let exit = self.run_loop();
+        if let Some(watch) = &self.watch {
+            watch.leave_loop();
+        }
         self.turn.settle();
         exit
     }
 
     fn run_loop(&self) -> Exit {
         let host_deadline = self.turn.host_deadline();
+        let watch = self.watch.as_ref();
         let mut polls: u32 = 0;
         loop {
             let attention = self.shared.attention();
@@ -111,12 +118,21 @@ impl Core {
 
             polls += 1;
             self.poll.begin(id);
+            if let Some(watch) = watch {
+                watch.begin(id, header.queue, header.group(), header.label, start);
+            }
             task::request(request);
             // The task future catches panics of the user's future; this
             // catches anything else (a panicking waker of the join handle).
             let escaped = std::panic::catch_unwind(AssertUnwindSafe(|| runnable.run())).err();
             let aborted_during_poll = self.poll.end();
-            let sampled = self.turn.poll_ended(tracked);
+            // The stall watchdog needs every poll's own duration.
+            let sampled = self.turn.poll_ended(tracked || watch.is_some());
+            if let Some(watch) = watch
+                && let Some(overrun) = watch.end(self.turn.now())
+            {
+                self.note_stall(overrun);
+            }
 
             let answer = task::answer();
             if tracked {
@@ -304,6 +320,17 @@ impl Core {
             if let Some(group) = gone {
                 tasks.group_gone(group);
             }
+        }
+    }
+
+    /// A poll ran past the stall threshold: counted in its queue.
+    #[cold]
+    #[inline(never)]
+    fn note_stall(&self, overrun: crate::stall::Overrun) {
+        if let Some(queue) = self.queues.get(overrun.queue) {
+            bump(&queue.counters.stalls);
+            let longest = &queue.counters.longest_stall;
+            longest.set(longest.get().max(overrun.elapsed));
         }
     }
 

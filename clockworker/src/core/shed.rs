@@ -1,8 +1,8 @@
 //! The hooks that let executors work together (a pool's workers) without
 //! the core knowing about pools: handing queued tasks to an idle executor
 //! (`shed`), running closures sent from other threads (`run_calls`), going
-//! idle (`went_idle`), and waiting until every task is done
-//! (`wake_when_drained`).
+//! idle (`went_idle`). Waiting until every task is done is the executor's
+//! own graceful close (`core/close.rs`), which a pool's drain uses too.
 //!
 //! # Shedding
 //!
@@ -25,12 +25,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Waker;
 
 use async_task::Runnable;
 
 use super::Core;
-use crate::shared::{REMOTE, Shared, WAKE_BITS};
+use crate::shared::{Shared, WAKE_BITS};
 use crate::task::Header;
 
 /// The most tasks one shed moves.
@@ -181,16 +180,6 @@ impl Core {
                 return false;
             }
         }
-    }
-
-    /// Every task is done and nothing waits in the injector.
-    pub(crate) fn is_drained(&self) -> bool {
-        self.live_tasks() == 0 && self.shared.attention() & REMOTE == 0 && !self.has_runnable()
-    }
-
-    /// Wakes `waker` once the last live task finishes.
-    pub(crate) fn wake_when_drained(&self, waker: Waker) {
-        self.registry.wake_when_empty(waker);
     }
 
     /// The thief a shed was meant for is gone: a moved task comes back.

@@ -336,14 +336,16 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> JobBuilder<K> {
             misfire: self.misfire,
             overlap: self.overlap,
         };
+        let closed = self.handle.closed();
         #[cfg(feature = "cron")]
         if let Some(cron) = self.cron {
             let cron = cron?;
-            let scheduler =
-                queue.spawn(cron_schedule(cron, plan, state.clone(), queue.clone(), run));
+            let job = cron_schedule(cron, plan, state.clone(), queue.clone(), run);
+            let scheduler = queue.spawn(until_closed(closed, state.clone(), job));
             return Ok(JobHandle { state, scheduler });
         }
-        let scheduler = queue.spawn(schedule(plan, state.clone(), queue.clone(), run));
+        let job = schedule(plan, state.clone(), queue.clone(), run);
+        let scheduler = queue.spawn(until_closed(closed, state.clone(), job));
         Ok(JobHandle { state, scheduler })
     }
 }
@@ -381,6 +383,14 @@ impl Drop for AbortRunsOnDrop {
             }
         }
     }
+}
+
+/// Runs a job's scheduler until it ends or the executor is closed
+/// (`Handle::close`): a closed executor schedules no more runs, and runs in
+/// progress finish.
+async fn until_closed(closed: crate::Closed, state: Arc<JobState>, job: impl Future<Output = ()>) {
+    crate::close::race(job, closed).await;
+    state.set_next_due(None);
 }
 
 /// The scheduler task of a job.

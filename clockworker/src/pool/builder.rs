@@ -8,9 +8,10 @@ use std::time::Duration;
 use super::Pool;
 use super::placement::Placement;
 use crate::ExecutorBuilder;
-use crate::builder::{boxed_scheduler, check_queues};
+use crate::builder::{boxed_scheduler, check_queues, check_stall};
 use crate::error::BuildError;
 use crate::sched::TaskScheduler;
+use crate::stall::{Stall, StallConfig};
 
 /// Builds each worker's scheduler for a queue.
 pub(crate) type SchedulerFactory = Arc<dyn Fn() -> Option<Box<dyn TaskScheduler>> + Send + Sync>;
@@ -42,6 +43,7 @@ pub(crate) struct WorkerConfig<K> {
     pub(crate) host_yield_interval: Duration,
     pub(crate) on_worker_start: Option<Arc<dyn Fn(usize) + Send + Sync>>,
     pub(crate) spin_before_park: Duration,
+    pub(crate) stall: StallConfig,
 }
 
 impl<K: Copy + Eq + Hash + fmt::Debug + 'static> WorkerConfig<K> {
@@ -50,7 +52,8 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> WorkerConfig<K> {
         let mut builder = ExecutorBuilder::new()
             .with_panic_on_task_panic(self.panic_on_task_panic)
             .with_time_slice(self.time_slice)
-            .with_host_yield_interval(self.host_yield_interval);
+            .with_host_yield_interval(self.host_yield_interval)
+            .with_stall_config(self.stall.clone());
         for spec in &self.queues {
             let scheduler = spec.scheduler.as_ref().and_then(|factory| factory());
             builder = builder.with_boxed_queue(spec.key, spec.weight, scheduler);
@@ -96,6 +99,7 @@ pub struct PoolBuilder<K> {
     pub(crate) time_slice: Duration,
     pub(crate) host_yield_interval: Duration,
     pub(crate) spin_before_park: Duration,
+    pub(crate) stall: StallConfig,
 }
 
 impl<K> Default for PoolBuilder<K> {
@@ -127,6 +131,7 @@ impl<K> PoolBuilder<K> {
             time_slice: ExecutorBuilder::<K>::DEFAULT_TIME_SLICE,
             host_yield_interval: ExecutorBuilder::<K>::DEFAULT_HOST_YIELD_INTERVAL,
             spin_before_park: Self::DEFAULT_SPIN_BEFORE_PARK,
+            stall: StallConfig::default(),
         }
     }
 
@@ -253,6 +258,24 @@ impl<K> PoolBuilder<K> {
         self
     }
 
+    /// Turns each worker's stall watchdog on (see
+    /// [`ExecutorBuilder::with_stall_threshold`]): a poll longer than
+    /// `threshold` on any worker is reported while it runs and when it
+    /// ends; [`Stall::thread`](crate::Stall::thread) names the worker's
+    /// thread. Each worker has its own watchdog thread. A zero threshold is
+    /// a [`BuildError::StallWatchdog`].
+    pub fn with_stall_threshold(mut self, threshold: Duration) -> Self {
+        self.stall.threshold = Some(threshold);
+        self
+    }
+
+    /// Where every worker's stall reports go (see
+    /// [`ExecutorBuilder::on_stall`]); one handler for the whole pool.
+    pub fn on_stall(mut self, handler: impl Fn(&Stall) + Send + Sync + 'static) -> Self {
+        self.stall.handler = Some(Arc::new(handler));
+        self
+    }
+
     /// Each worker's host yield interval (see
     /// [`ExecutorBuilder::with_host_yield_interval`]).
     pub fn with_host_yield_interval(mut self, interval: Duration) -> Self {
@@ -269,7 +292,8 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> PoolBuilder<K> {
     /// [`BuildError`]: the queue errors of [`ExecutorBuilder::build`],
     /// [`ZeroWorkers`](BuildError::ZeroWorkers),
     /// [`Placement`](BuildError::Placement),
-    /// [`Stealing`](BuildError::Stealing), or
+    /// [`Stealing`](BuildError::Stealing),
+    /// [`StallWatchdog`](BuildError::StallWatchdog), or
     /// [`WorkerStart`](BuildError::WorkerStart) (a worker's thread or host
     /// could not be created, pinning failed, or `on_worker_start`
     /// panicked). Workers already started are stopped and joined first.
@@ -280,6 +304,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> PoolBuilder<K> {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         check_queues(self.queues.iter().map(|spec| (spec.key, spec.weight)))?;
+        check_stall(&self.stall)?;
         for key in &self.stealing {
             let Some(spec) = self.queues.iter_mut().find(|spec| spec.key == *key) else {
                 return Err(BuildError::Stealing {
@@ -307,6 +332,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> PoolBuilder<K> {
             host_yield_interval: self.host_yield_interval,
             on_worker_start: self.on_worker_start,
             spin_before_park: self.spin_before_park,
+            stall: self.stall,
         };
         Pool::start(config, cpu_sets, &self.thread_name)
     }
@@ -329,6 +355,7 @@ impl<K: fmt::Debug> fmt::Debug for PoolBuilder<K> {
             .field("time_slice", &self.time_slice)
             .field("host_yield_interval", &self.host_yield_interval)
             .field("spin_before_park", &self.spin_before_park)
+            .field("stall", &self.stall)
             .finish_non_exhaustive()
     }
 }

@@ -242,17 +242,11 @@ pub(crate) fn run<K>(
         match control.register_and_read(cx.waker()) {
             RUNNING => Poll::Pending,
             DRAIN => {
-                if core.is_drained() {
-                    return Poll::Ready(());
-                }
-                if core.live_tasks() == 0 {
-                    // Work waits in the injector: look again once the loop
-                    // has taken it in.
-                    cx.waker().wake_by_ref();
-                } else {
-                    core.wake_when_drained(cx.waker().clone());
-                }
-                Poll::Pending
+                // The executor's own graceful close: spawns from outside its
+                // tasks are refused (the pool refuses its own already), and
+                // the worker stops once every task has finished.
+                core.close();
+                core.poll_drained(cx)
             }
             _ => Poll::Ready(()),
         }
