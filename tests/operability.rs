@@ -134,16 +134,31 @@ fn stall_is_reported_while_running(host: Host) {
         .iter()
         .filter(|(stall, _)| stall.phase == StallPhase::Running)
         .collect();
-    assert_eq!(running.len(), 1, "{host:?}: one report while running: {reports:?}");
+    assert_eq!(
+        running.len(),
+        1,
+        "{host:?}: one report while running: {reports:?}"
+    );
     let (stall, returned_then) = running[0];
-    assert!(!returned_then, "{host:?}: reported only after the poll returned");
+    assert!(
+        !returned_then,
+        "{host:?}: reported only after the poll returned"
+    );
     assert_eq!(stall.spawn_site.file(), file!());
     assert_eq!(stall.spawn_site.line(), line);
     assert_eq!(stall.queue, "\"bg\"");
     assert_eq!(stall.queue_index, 1);
     assert_eq!(stall.group, None);
-    assert!(stall.elapsed >= Duration::from_millis(10), "{:?}", stall.elapsed);
-    assert!(stall.elapsed < Duration::from_millis(50), "{:?}", stall.elapsed);
+    assert!(
+        stall.elapsed >= Duration::from_millis(10),
+        "{:?}",
+        stall.elapsed
+    );
+    assert!(
+        stall.elapsed < Duration::from_millis(50),
+        "{:?}",
+        stall.elapsed
+    );
     assert!(stall.to_string().contains("still running"), "{stall}");
 
     let ended: Vec<_> = reports
@@ -155,7 +170,11 @@ fn stall_is_reported_while_running(host: Host) {
     assert!(returned_then);
     assert_eq!(end.task, stall.task);
     assert_eq!(end.spawn_site, stall.spawn_site);
-    assert!(end.elapsed >= Duration::from_millis(50), "{:?}", end.elapsed);
+    assert!(
+        end.elapsed >= Duration::from_millis(50),
+        "{:?}",
+        end.elapsed
+    );
 
     let stats = executor.queue_stats("bg").unwrap();
     assert_eq!(stats.stalls, 1);
@@ -293,7 +312,8 @@ fn the_watchdog_thread_ends_with_the_executor() {
         assert_eq!(await_watchdogs(before + 1), before + 1);
     }
     let handle = executor.handle();
-    executor.block_on(executor.queue(0).unwrap().spawn(yield_now()))
+    executor
+        .block_on(executor.queue(0).unwrap().spawn(yield_now()))
         .unwrap();
     drop(executor);
     // A handle that outlives the executor does not keep the thread.
@@ -307,7 +327,9 @@ fn without_a_threshold_there_is_no_watchdog() {
     let before = watchdog_threads();
     let executor = ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
     let queue = executor.queue(0).unwrap();
-    executor.block_on(queue.spawn(async { spin(Duration::from_millis(5)) })).unwrap();
+    executor
+        .block_on(queue.spawn(async { spin(Duration::from_millis(5)) }))
+        .unwrap();
     assert_eq!(watchdog_threads(), before);
     assert_eq!(executor.queue_stats(0).unwrap().stalls, 0);
 }
@@ -352,21 +374,21 @@ fn a_stall_on_a_pool_worker_names_the_worker_thread() {
 
 /// A task that spawns two children, each of which spawns two more, down
 /// to `depth`, yielding between spawns; counts every task that ran.
-fn tree(handle: Handle<&'static str>, depth: u32, ran: Rc<Cell<u32>>) -> impl Future<Output = ()> {
-    async move {
-        ran.set(ran.get() + 1);
-        if depth == 0 {
-            return;
-        }
-        let queue = handle.queue("bg").unwrap();
-        let mut children = Vec::new();
-        for _ in 0..2 {
-            yield_now().await;
-            children.push(queue.spawn(tree(handle.clone(), depth - 1, ran.clone())));
-        }
-        for child in children {
-            child.await.unwrap();
-        }
+async fn tree(handle: Handle<&'static str>, depth: u32, ran: Rc<Cell<u32>>) {
+    ran.set(ran.get() + 1);
+    if depth == 0 {
+        return;
+    }
+    let queue = handle.queue("bg").unwrap();
+    let mut children = Vec::new();
+    for _ in 0..2 {
+        yield_now().await;
+        let child: std::pin::Pin<Box<dyn Future<Output = ()>>> =
+            Box::pin(tree(handle.clone(), depth - 1, ran.clone()));
+        children.push(queue.spawn(child));
+    }
+    for child in children {
+        child.await.unwrap();
     }
 }
 
@@ -480,7 +502,10 @@ fn closed_ends_a_long_lived_task_and_drain_completes() {
                 // A unit of work, then a look at whether to stop.
                 counted.set(counted.get() + 1);
                 yield_now().await;
-                if futures_lite::future::poll_once(closed.as_mut()).await.is_some() {
+                if futures_lite::future::poll_once(closed.as_mut())
+                    .await
+                    .is_some()
+                {
                     return "stopped";
                 }
             }
@@ -633,7 +658,11 @@ fn shutdown_cancels_what_is_left(host: Host) {
     assert_eq!(bg_report.cancelled, 4);
     assert_eq!(report.cut_off(), 4);
     assert_eq!(quick.drops(), 6);
-    assert_eq!(stuck.drops(), 4, "{host:?}: every stuck future dropped once");
+    assert_eq!(
+        stuck.drops(),
+        4,
+        "{host:?}: every stuck future dropped once"
+    );
     for handle in stuck_handles {
         assert!(
             futures_lite::future::block_on(handle)
@@ -709,9 +738,8 @@ fn shutdown_inside_run_until_cancels_at_the_deadline() {
     let task = queue.spawn(stuck.wrap(async {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }));
-    let report = runtime.block_on(executor.run_until(async {
-        handle.shutdown(Duration::from_millis(20)).await
-    }));
+    let report = runtime
+        .block_on(executor.run_until(async { handle.shutdown(Duration::from_millis(20)).await }));
     assert_eq!(report.cut_off(), 1);
     assert_eq!(stuck.drops(), 1);
     assert!(

@@ -182,7 +182,10 @@ async fn drain(core: &Rc<Core>, deadline: Option<Instant>) -> bool {
 }
 
 /// Polls `first` and `second` until one is ready; whether `first` was.
-pub(crate) async fn race(first: impl Future<Output = ()>, second: impl Future<Output = ()>) -> bool {
+pub(crate) async fn race(
+    first: impl Future<Output = ()>,
+    second: impl Future<Output = ()>,
+) -> bool {
     let mut first = std::pin::pin!(first);
     let mut second = std::pin::pin!(second);
     std::future::poll_fn(|cx| {
