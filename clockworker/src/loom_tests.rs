@@ -1,6 +1,7 @@
 //! Loom models of the cross-thread wake protocol: the injector and the
 //! [`Doorbell`](crate::doorbell::Doorbell) in [`Shared`], and the
-//! [`Parker`] under `Executor::block_on`.
+//! [`Parker`] under `Executor::block_on`; and of the stall watchdog's two
+//! protocols (the beacon's sequence lock, the watchdog's sleep).
 //!
 //! Each model runs the crate's own code (its atomics, lock, waker slot and
 //! thread parking come from loom through `crate::sync`) under every
@@ -548,5 +549,78 @@ fn loom_two_executors_keep_each_other_as_thieves() {
             assert_eq!(kept.len(), 1, "an offer was lost");
             assert!(Arc::ptr_eq(&kept[0], thief));
         }
+    });
+}
+
+/// The stall watchdog's beacon (a sequence lock with one writer that never
+/// waits): a reader racing a poll's start, its end and the next poll's
+/// start never sees a mix of two polls' fields, and sees a poll in
+/// progress only with that poll's sequence number.
+#[test]
+fn loom_beacon_snapshot_is_never_torn() {
+    use crate::stall::{Beacon, Snapshot};
+    check(|| {
+        let beacon = Arc::new(Beacon::default());
+        let poll = |n: u64| Snapshot {
+            seq: 0,
+            started: n,
+            task: n,
+            queue: n as u32,
+            group: Some(crate::task::GroupId::new(n)),
+            site: n as usize,
+        };
+        let writer = {
+            let beacon = beacon.clone();
+            thread::spawn(move || {
+                beacon.publish(0, &poll(1));
+                beacon.clear(0);
+                beacon.publish(4, &poll(2));
+            })
+        };
+        if let Some(seen) = beacon.snapshot() {
+            let n = seen.task;
+            assert!(n == 1 || n == 2, "{seen:?}");
+            assert_eq!(
+                (seen.started, seen.queue as u64, seen.site as u64),
+                (n, n, n),
+                "a torn snapshot: {seen:?}"
+            );
+            assert_eq!(seen.group.map(|g| g.as_u64()), Some(n));
+            // The first poll runs at sequence 2, the second at 6.
+            assert_eq!(seen.seq, 4 * n - 2);
+        }
+        writer.join().unwrap();
+        let last = beacon.snapshot().expect("the second poll is in progress");
+        assert_eq!(last.task, 2);
+    });
+}
+
+/// The stall watchdog's sleep: it sleeps only while the run loop is out,
+/// and a run loop that starts wakes a sleeping watchdog. Were a wake lost,
+/// the watchdog would stay parked and loom would report a deadlock; a
+/// watchdog that slept through a started loop fails the assertion.
+#[test]
+fn loom_watchdog_never_sleeps_through_a_running_loop() {
+    use crate::stall::Doze;
+    check(|| {
+        let doze = Arc::new(Doze::default());
+        let watchdog = {
+            let doze = doze.clone();
+            thread::spawn(move || {
+                if doze.try_sleep() {
+                    thread::park();
+                    doze.woke();
+                    // Woken: the loop has started (or a stale token from
+                    // an earlier loop start, which a look would see).
+                }
+                doze.is_active()
+            })
+        };
+        if doze.enter() {
+            watchdog.thread().unpark();
+        }
+        // The watchdog's look comes after it slept or decided not to: the
+        // run loop, which stays in, is active for it.
+        assert!(watchdog.join().unwrap());
     });
 }

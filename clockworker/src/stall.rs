@@ -178,10 +178,11 @@ pub(crate) struct Snapshot {
 }
 
 impl Beacon {
-    /// A poll starts (executor's thread).
+    /// A poll starts (executor's thread): `base`, a multiple of 4, is the
+    /// sequence the last [`clear`](Self::clear) left (the one writer keeps
+    /// it, so that it never reads the beacon back).
     #[inline]
-    pub(crate) fn publish(&self, poll: &Snapshot) {
-        let base = self.seq.load(Ordering::Relaxed) & !3;
+    pub(crate) fn publish(&self, base: u64, poll: &Snapshot) {
         self.seq.store(base + WRITING, Ordering::Relaxed);
         // The field stores below may not be seen before the `WRITING`
         // mark: a reader that sees any of them sees the sequence move.
@@ -197,10 +198,10 @@ impl Beacon {
         self.seq.store(base + POLLING, Ordering::Release);
     }
 
-    /// The poll ended (executor's thread).
+    /// The poll published at `base` ended (executor's thread); the next
+    /// poll publishes at `base + 4`.
     #[inline]
-    pub(crate) fn clear(&self) {
-        let base = self.seq.load(Ordering::Relaxed) & !3;
+    pub(crate) fn clear(&self, base: u64) {
         self.seq.store(base + 4 + IDLE, Ordering::Release);
     }
 
@@ -230,10 +231,11 @@ impl Beacon {
 
 /// Whether the executor's run loop is running, and whether the watchdog
 /// sleeps until it does: the watchdog sets `sleeping`, then reads
-/// `active`; the run loop sets `active`, then reads `sleeping` (all
-/// sequentially consistent). One of the two sees the other's store, so the
-/// watchdog never sleeps through a run loop that started (it would miss
-/// its stalls), and the run loop wakes it only if it sleeps.
+/// `active`; the run loop sets `active`, then reads `sleeping`, each with a
+/// sequentially consistent fence between its store and its load. One of
+/// the two sees the other's store, so the watchdog never sleeps through a
+/// run loop that started (it would miss its stalls), and the run loop
+/// wakes it only if it sleeps.
 #[derive(Debug, Default)]
 pub(crate) struct Doze {
     active: AtomicBool,
@@ -245,8 +247,9 @@ impl Doze {
     /// watchdog must be unparked.
     #[inline]
     pub(crate) fn enter(&self) -> bool {
-        self.active.store(true, Ordering::SeqCst);
-        self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst)
+        self.active.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel)
     }
 
     /// The run loop returned (executor's thread).
@@ -262,9 +265,10 @@ impl Doze {
     /// The watchdog would sleep (watchdog's thread): returns whether it
     /// may park until unparked. If not, the run loop is running again.
     pub(crate) fn try_sleep(&self) -> bool {
-        self.sleeping.store(true, Ordering::SeqCst);
-        if self.active.load(Ordering::SeqCst) {
-            self.sleeping.store(false, Ordering::SeqCst);
+        self.sleeping.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if self.active.load(Ordering::Relaxed) {
+            self.sleeping.store(false, Ordering::Relaxed);
             return false;
         }
         true
@@ -272,7 +276,7 @@ impl Doze {
 
     /// The watchdog woke (watchdog's thread).
     pub(crate) fn woke(&self) {
-        self.sleeping.store(false, Ordering::SeqCst);
+        self.sleeping.store(false, Ordering::Relaxed);
     }
 }
 
@@ -420,8 +424,10 @@ pub(crate) struct Watchdog {
     /// The watchdog's thread, to wake it, and to join it when it stops.
     thread: thread::Thread,
     joiner: RefCell<Option<thread::JoinHandle<()>>>,
-    /// The poll in progress (or last run).
+    /// The poll in progress (or last run), and the beacon's sequence
+    /// before it.
     current: Cell<Snapshot>,
+    seq: Cell<u64>,
     /// The spawn site entered last, and every one entered so far.
     last_site: Cell<usize>,
     known_sites: RefCell<FxSet<usize>>,
@@ -467,6 +473,7 @@ impl Watchdog {
                 group: None,
                 site: 0,
             }),
+            seq: Cell::new(0),
             last_site: Cell::new(0),
             known_sites: RefCell::default(),
         })
@@ -509,7 +516,7 @@ impl Watchdog {
             group,
             site,
         };
-        self.watch.beacon.publish(&poll);
+        self.watch.beacon.publish(self.seq.get(), &poll);
         self.current.set(poll);
     }
 
@@ -529,7 +536,9 @@ impl Watchdog {
     /// reports it (from this thread) and says how long it ran.
     #[inline]
     pub(crate) fn end(&self, now: u64) -> Option<Overrun> {
-        self.watch.beacon.clear();
+        let seq = self.seq.get();
+        self.watch.beacon.clear(seq);
+        self.seq.set(seq + 4);
         let poll = self.current.get();
         let elapsed = now.saturating_sub(poll.started);
         if elapsed < self.watch.threshold {
