@@ -38,6 +38,13 @@ macro_rules! on_every_peer {
             group.bench_function("clockworker", |b| b.iter_custom(|$iters| $workload));
         }
         {
+            let $peer = Ours::watched();
+            $setup;
+            group.bench_function("clockworker-watchdog", |b| {
+                b.iter_custom(|$iters| $workload)
+            });
+        }
+        {
             let $peer = Tokio::new();
             $setup;
             group.bench_function("tokio", |b| b.iter_custom(|$iters| $workload));
@@ -396,6 +403,19 @@ fn summary(_: &mut Criterion) {
             ratio(Some(best_peer)),
             ratio(values[4])
         );
+    }
+
+    let _ = writeln!(
+        out,
+        "\n| workload | clockworker | with the stall watchdog on (10 ms) | on / off |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    for (group, label) in rows {
+        let off = estimate(group, "clockworker");
+        let on = estimate(group, "clockworker-watchdog");
+        if let (Some(off), Some(on)) = (off, on) {
+            let _ = writeln!(out, "| {label} | {off:.1} | {on:.1} | {:.2} |", on / off);
+        }
     }
 
     let _ = writeln!(

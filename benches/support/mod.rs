@@ -58,6 +58,17 @@ impl Ours {
         Self::with(clockworker::ExecutorBuilder::new().with_queue(0, 1))
     }
 
+    /// With the stall watchdog on (10 ms, a handler that does nothing): what
+    /// the watchdog costs on the hot path.
+    pub fn watched() -> Ours {
+        Self::with(
+            clockworker::ExecutorBuilder::new()
+                .with_queue(0, 1)
+                .with_stall_threshold(Duration::from_millis(10))
+                .on_stall(|_| {}),
+        )
+    }
+
     pub fn with(builder: clockworker::ExecutorBuilder<u8>) -> Ours {
         let executor = builder.build().expect("valid configuration");
         let queue = executor.queue(0).expect("queue 0");
