@@ -300,6 +300,22 @@ fn a_zero_stall_threshold_is_a_build_error() {
 }
 
 #[test]
+fn a_huge_stall_threshold_never_reports() {
+    let _serial = common::serial();
+    let reports = Reports::default();
+    let executor = ExecutorBuilder::new()
+        .with_queue(0, 1)
+        .with_stall_threshold(Duration::MAX)
+        .on_stall(reports.handler(Arc::default()))
+        .build()
+        .unwrap();
+    let queue = executor.queue(0).unwrap();
+    executor.block_on(queue.spawn(async { spin(Duration::from_millis(20)) })).unwrap();
+    assert!(reports.take().is_empty());
+    assert_eq!(executor.queue_stats(0).unwrap().stalls, 0);
+}
+
+#[test]
 fn the_watchdog_thread_ends_with_the_executor() {
     let _serial = common::serial();
     let before = watchdog_threads();

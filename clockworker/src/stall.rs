@@ -292,7 +292,9 @@ struct Watch {
     names: Box<[String]>,
     thread: Option<String>,
     clock: Clock,
+    /// The threshold in clock ticks (saturated) and as given.
     threshold: u64,
+    threshold_time: Duration,
     period: Duration,
     handler: Option<StallHandler>,
     handler_panics: StdU64,
@@ -334,6 +336,7 @@ impl Watch {
             .get(&poll.site)
             .copied();
         let index = poll.queue as usize;
+        let elapsed = self.clock.to_duration(elapsed);
         Stall {
             task: TaskId::from_u64(poll.task),
             // Always found: the executor enters a site before it publishes
@@ -342,8 +345,8 @@ impl Watch {
             queue: self.names.get(index).cloned().unwrap_or_default(),
             queue_index: index,
             group: poll.group,
-            started: self.clock.instant_of(poll.started),
-            elapsed: self.clock.to_duration(elapsed),
+            started: Instant::now().checked_sub(elapsed).unwrap_or_else(Instant::now),
+            elapsed,
             phase,
             thread: self.thread.clone(),
         }
@@ -367,7 +370,9 @@ fn watch(watch: Arc<Watch>) {
                     watch.period
                 } else {
                     // Look again when this poll reaches the threshold.
-                    watch.clock.to_duration(watch.threshold - elapsed) + Duration::from_micros(50)
+                    let elapsed = watch.clock.to_duration(elapsed);
+                    (watch.threshold_time.saturating_sub(elapsed))
+                        .saturating_add(Duration::from_micros(50))
                 }
             }
             Some(_) => watch.period,
@@ -449,6 +454,7 @@ impl Watchdog {
             names,
             thread,
             threshold: clock.to_ticks(threshold).max(1),
+            threshold_time: threshold,
             period: (threshold / 2).max(MIN_PERIOD),
             clock,
             handler,
