@@ -235,6 +235,12 @@ impl Eevdf {
         self.queues[queue].membership != Membership::Idle
     }
 
+    /// `queue`'s weight, as the scheduler counts it.
+    #[cfg(test)]
+    pub(crate) fn weight(&self, queue: usize) -> u64 {
+        self.queues[queue].weight
+    }
+
     /// Whether some idle queue has a larger weight than `queue`.
     pub(crate) fn heavier_idle(&self, queue: usize) -> bool {
         let weight = self.queues[queue].weight;

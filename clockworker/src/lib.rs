@@ -349,7 +349,7 @@ pub use builder::ExecutorBuilder;
 #[cfg(feature = "macros")]
 pub use clockworker_macros::{QueueKey, main, test};
 pub use eevdf::MAX_WEIGHT;
-pub use error::{BuildError, JoinError, TaskPanic, TryCurrentError, UnknownQueue};
+pub use error::{BuildError, JoinError, TaskPanic, TryCurrentError, UnknownQueue, WeightError};
 pub use executor::Executor;
 pub use group::{GroupHandle, GroupSpawner};
 pub use handle::Handle;
