@@ -248,6 +248,18 @@ impl Core {
         self.turn.running().map(|queue| queue as u32)
     }
 
+    /// Gives queue `index` a new weight (already checked to be in
+    /// `1..=MAX_WEIGHT`) from the next scheduling decision on: at once
+    /// between turns, at the end of the running turn otherwise (which then
+    /// ends at the next poll boundary). The same weight again changes
+    /// nothing.
+    pub(crate) fn set_weight(&self, index: u32, weight: u32) {
+        let queue = &self.queues[index as usize];
+        if queue.weight.replace(weight) != weight {
+            self.turn.set_weight(index as usize, weight);
+        }
+    }
+
     pub(crate) fn propagate_panics(&self) -> bool {
         self.propagate_panics
     }
@@ -554,7 +566,7 @@ impl Core {
         let tasks = queue.tasks.try_borrow().ok();
         QueueStats {
             key,
-            weight: queue.weight,
+            weight: queue.weight.get(),
             polls: counters.polls.get(),
             busy: clock.to_duration(busy),
             spawned: counters.spawned.get(),

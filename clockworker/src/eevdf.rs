@@ -49,6 +49,17 @@
 //!   credit, so a queue that slept for a second re-joins at the current `V`
 //!   and competes from there instead of monopolising the thread.
 //! - **No active queues.** `V` freezes; the next queue to arrive starts there.
+//! - **Reweighting.** A queue's weight may change while it competes
+//!   ([`Eevdf::reweight`]), as Linux's `reweight_eevdf` does it: an active
+//!   queue keeps its lag `w·(V − ve)`, so `ve' = V − (V − ve)·w/w'`, and the
+//!   rest of its request keeps its length in real time,
+//!   `vd' = V + (vd − V)·w/w'`; an idle queue keeps its debt in real time,
+//!   `debt' = debt·w/w'`. Then `Σ w·ve` changes by exactly `(w' − w)·V`, so
+//!   `V` stays where it was (the rounding of `ve'` is chosen so that it does
+//!   exactly): no queue gains or loses credit by a reweight, and the others'
+//!   eligibility and deadlines do not move. From the next request on, the
+//!   queue asks for one slice at its new weight. The executor reweights a
+//!   queue only between turns (see `core/turn.rs`).
 //!
 //! Consequences the executor relies on (and the tests check): over any window
 //! in which a set of queues stays runnable, each receives CPU time in
@@ -163,6 +174,8 @@ pub(crate) struct Eevdf {
     weighted_offset: i128,
     /// Reference point for `weighted_offset`; follows `V`.
     base: u64,
+    /// The time slice in ticks: each request's length in real time.
+    slice: u64,
 }
 
 /// The queue to run next and how long its request lasts.
@@ -177,6 +190,7 @@ impl Eevdf {
     /// A scheduler for queues with these weights (each in
     /// `1..=MAX_WEIGHT`), all idle, each asking for `slice` ticks per request.
     pub(crate) fn new(weights: &[u32], slice: u64) -> Eevdf {
+        let slice = slice.max(1);
         let queues = weights
             .iter()
             .map(|&weight| {
@@ -184,7 +198,7 @@ impl Eevdf {
                 let weight = u64::from(weight);
                 QueueClock {
                     weight,
-                    request: to_virtual(slice.max(1), weight),
+                    request: to_virtual(slice, weight),
                     eligible: 0,
                     deadline: 0,
                     debt: 0,
@@ -201,6 +215,7 @@ impl Eevdf {
             active_queues: 0,
             weighted_offset: 0,
             base: 0,
+            slice,
         }
     }
 
@@ -218,6 +233,12 @@ impl Eevdf {
     /// Whether `queue` has runnable work as far as the scheduler knows.
     pub(crate) fn is_active(&self, queue: usize) -> bool {
         self.queues[queue].membership != Membership::Idle
+    }
+
+    /// `queue`'s weight, as the scheduler counts it.
+    #[cfg(test)]
+    pub(crate) fn weight(&self, queue: usize) -> u64 {
+        self.queues[queue].weight
     }
 
     /// Whether some idle queue has a larger weight than `queue`.
@@ -340,6 +361,77 @@ impl Eevdf {
         }
     }
 
+    /// Gives `queue` a new weight (in `1..=MAX_WEIGHT`) without changing
+    /// what it is owed, as Linux's `reweight_eevdf` does.
+    ///
+    /// - An active queue keeps its lag `w·(V − ve)`: its eligible time
+    ///   moves to `ve' = V − (V − ve)·w/w'`, and what is left of its request
+    ///   keeps its length in real time (`vd' = V + (vd − V)·w/w'`). `V`
+    ///   does not move, so no other queue's lag, eligibility or deadline
+    ///   changes. A queued queue's heap entry is replaced, as its keys
+    ///   changed.
+    /// - An idle queue keeps its debt in real time: `debt' = debt·w/w'`.
+    ///
+    /// Later requests are one time slice at the new weight. The running
+    /// queue may be reweighted too, but its budget (given by
+    /// [`pick`](Eevdf::pick)) is then stale: the executor reweights a
+    /// queue only between turns.
+    pub(crate) fn reweight(&mut self, queue: usize, weight: u32) {
+        debug_assert!((1..=MAX_WEIGHT).contains(&weight));
+        let new_weight = u64::from(weight.clamp(1, MAX_WEIGHT));
+        let old_weight = self.queues[queue].weight;
+        if new_weight == old_weight {
+            return;
+        }
+        let (old, new) = (i128::from(old_weight), i128::from(new_weight));
+        let request = to_virtual(self.slice, new_weight);
+        let membership = self.queues[queue].membership;
+        if membership == Membership::Idle {
+            let q = &mut self.queues[queue];
+            let debt = i128::from(q.debt) * old / new;
+            q.debt = u64::try_from(debt).unwrap_or(u64::MAX).min(request);
+            q.weight = new_weight;
+            q.request = request;
+            return;
+        }
+
+        let now = self.virtual_time();
+        let total = i128::from(self.total_weight);
+        // `Σ w·(ve − base) = Σw·(V − base) + remainder`, with the remainder
+        // in `0..Σw` (`V` is rounded down).
+        let remainder = self.weighted_offset - total * i128::from(distance(now, self.base));
+        let q = &self.queues[queue];
+        let (eligible, deadline) = (q.eligible, q.deadline);
+        // The lag in weighted units, which the new weight must keep.
+        let lag = old * i128::from(distance(now, eligible));
+        // `V − ve'`: `lag / w'`, rounded so that the remainder stays in
+        // `0..Σw'` and `V` keeps its exact value.
+        let behind = clamp_virtual((lag + remainder).div_euclid(new));
+        let new_eligible = now.wrapping_sub(behind as u64);
+        let ahead = clamp_virtual(i128::from(distance(deadline, now)) * old / new);
+        let new_deadline = now.wrapping_add(ahead as u64);
+
+        self.weighted_offset += new * i128::from(distance(new_eligible, self.base))
+            - old * i128::from(distance(eligible, self.base));
+        self.total_weight = self.total_weight - old_weight + new_weight;
+        let q = &mut self.queues[queue];
+        q.weight = new_weight;
+        q.request = request;
+        q.eligible = new_eligible;
+        q.deadline = new_deadline;
+
+        if membership == Membership::Queued {
+            let index = queue as u32;
+            self.eligible.retain(|entry| entry.queue != index);
+            self.waiting.retain(|entry| entry.queue != index);
+            // `pick` moves it on to `eligible` if `ve' ≤ V`.
+            self.waiting.push(Entry {
+                key: new_eligible,
+                queue: index,
+            });
+        }
+    }
+
     /// Picks the eligible queue with the earliest deadline and marks it
     /// running. `None` if no queue is active.
     pub(crate) fn pick(&mut self) -> Option<Pick> {
@@ -406,6 +498,13 @@ fn to_virtual(ticks: u64, weight: u64) -> u64 {
         u64::try_from((u128::from(ticks) << SHIFT) / u128::from(weight)).unwrap_or(MAX_VIRTUAL)
     };
     units.min(MAX_VIRTUAL)
+}
+
+/// A signed span of virtual time, clamped to `±MAX_VIRTUAL`.
+#[inline]
+fn clamp_virtual(span: i128) -> i64 {
+    let max = i128::from(MAX_VIRTUAL);
+    span.clamp(-max, max) as i64
 }
 
 /// The largest span of virtual time one request or debt may cover: far
@@ -636,5 +735,181 @@ mod tests {
         activate_all(&mut sched);
         let got = run_busy(&mut sched, 3, 10_000_000);
         assert_shares(&got, &weights, 0.005);
+    }
+
+    /// Ticks left in `queue`'s current request.
+    fn remaining(sched: &Eevdf, queue: usize) -> u64 {
+        let q = &sched.queues[queue];
+        to_ticks(distance(q.deadline, q.eligible).max(0) as u64, q.weight)
+    }
+
+    #[test]
+    fn reweight_keeps_virtual_time_and_every_lag() {
+        let weights = [5, 3, 2, 7];
+        let mut sched = Eevdf::new(&weights, 333);
+        activate_all(&mut sched);
+        let new_weights = [1, 9, 1_000, MAX_WEIGHT, 2, 7, 64, 3];
+        for round in 0..2_000usize {
+            if round % 5 == 0 {
+                // Idle queues come back, with whatever debt they carried.
+                for q in 0..weights.len() {
+                    if !sched.is_active(q) {
+                        sched.activate(q);
+                    }
+                }
+            }
+            let Some(pick) = sched.pick() else {
+                continue;
+            };
+            // Odd amounts, some past the budget; now and then a queue leaves.
+            let used = pick.budget / 3 + (round as u64 * 37) % 500;
+            sched.switch(used, round % 7 != 0);
+            // Between turns, as the executor does it.
+            let queue = round % weights.len();
+            let weight = new_weights[round % new_weights.len()];
+            let before = sched.virtual_time();
+            let lags: Vec<i64> = (0..weights.len()).map(|q| sched.lag(q)).collect();
+            let left = remaining(&sched, queue);
+            let active = sched.is_active(queue);
+            sched.reweight(queue, weight);
+            assert_eq!(sched.virtual_time(), before, "round {round}: V moved");
+            for (q, &lag) in lags.iter().enumerate() {
+                let after = sched.lag(q);
+                if q == queue {
+                    // Rounded to whole ticks at either weight; the sum's
+                    // remainder (under Σw units) may add one more.
+                    let slack = 2 + (sched.total_weight >> SHIFT) as i64;
+                    assert!(
+                        (after - lag).abs() <= slack,
+                        "round {round}: queue {q} ({} -> {weight}) lag {lag} -> {after}",
+                        weights[q]
+                    );
+                } else {
+                    assert_eq!(after, lag, "round {round}: queue {q} lag changed");
+                }
+            }
+            if active {
+                let now_left = remaining(&sched, queue);
+                let slack = 2 + (sched.total_weight >> SHIFT);
+                assert!(
+                    now_left.abs_diff(left) <= slack,
+                    "round {round}: request left {left} -> {now_left}"
+                );
+            }
+        }
+        // The active queues' lags still sum to zero, to the rounding of each.
+        let sum: i64 = (0..weights.len())
+            .filter(|&q| sched.is_active(q))
+            .map(|q| sched.lag(q))
+            .sum();
+        assert!(sum.abs() <= weights.len() as i64, "{sum}");
+    }
+
+    #[test]
+    fn reweight_keeps_an_idle_queues_debt() {
+        let mut sched = Eevdf::new(&[1, 1], 1_000);
+        activate_all(&mut sched);
+        let first = sched.pick().unwrap().queue;
+        sched.switch(5_000, false);
+        let debt = sched.lag(first);
+        assert!(debt < 0);
+        for weight in [8, MAX_WEIGHT, 1, 3] {
+            sched.reweight(first, weight);
+            assert!(
+                (sched.lag(first) - debt).abs() <= 1,
+                "weight {weight}: debt {debt} -> {}",
+                sched.lag(first)
+            );
+        }
+    }
+
+    #[test]
+    fn reweight_at_the_extremes_does_not_overflow() {
+        let mut sched = Eevdf::new(&[1, MAX_WEIGHT], 1 << 40);
+        activate_all(&mut sched);
+        for _ in 0..20 {
+            let pick = sched.pick().unwrap();
+            sched.switch(pick.budget.max(1), true);
+            let before = sched.virtual_time();
+            // Swap the weights: the lightest queue becomes the heaviest.
+            let (a, b) = (sched.queues[0].weight, sched.queues[1].weight);
+            sched.reweight(0, b as u32);
+            sched.reweight(1, a as u32);
+            assert_eq!(sched.virtual_time(), before);
+        }
+    }
+
+    #[test]
+    fn shares_follow_new_weights_in_both_directions() {
+        let mut sched = Eevdf::new(&[8, 1], 1_000);
+        activate_all(&mut sched);
+        let got = run_busy(&mut sched, 7, 10_000_000);
+        assert_shares(&got, &[8, 1], 0.005);
+        // 8:1 -> 1:8 while both stay busy.
+        sched.reweight(0, 1);
+        sched.reweight(1, 8);
+        let got = run_busy(&mut sched, 7, 10_000_000);
+        assert_shares(&got, &[1, 8], 0.005);
+        // And back, one queue at a time.
+        sched.reweight(1, 1);
+        let got = run_busy(&mut sched, 7, 10_000_000);
+        assert_shares(&got, &[1, 1], 0.005);
+        sched.reweight(0, 8);
+        let got = run_busy(&mut sched, 7, 10_000_000);
+        assert_shares(&got, &[8, 1], 0.005);
+    }
+
+    #[test]
+    fn reweight_gives_no_credit_to_flip_flopping() {
+        // Queue 0 is reweighted back and forth after every turn of its own.
+        // Each reweight keeps its lag, so over the run it gets what its
+        // weights average to; it neither piles up credit nor debt.
+        let mut sched = Eevdf::new(&[1, 1], 1_000);
+        activate_all(&mut sched);
+        let mut got = [0u64; 2];
+        for _ in 0..20_000 {
+            let pick = sched.pick().unwrap();
+            got[pick.queue] += pick.budget;
+            sched.switch(pick.budget, true);
+            sched.reweight(0, 4);
+            sched.reweight(0, 1);
+            let lag = sched.lag(0);
+            assert!(lag.abs() <= 1_001, "lag {lag}");
+        }
+        assert_shares(&got, &[1, 1], 0.01);
+    }
+
+    #[test]
+    fn reweighting_a_waiting_queue_reorders_the_heaps() {
+        // Queue 1 waits with a later deadline than queue 0; made much
+        // heavier, its deadline comes first and it is picked next.
+        let mut sched = Eevdf::new(&[1, 1, 1], 1_000);
+        activate_all(&mut sched);
+        let first = sched.pick().unwrap().queue;
+        assert_eq!(first, 0);
+        sched.switch(10, true);
+        sched.reweight(2, 100);
+        assert_eq!(sched.pick().unwrap().queue, 2);
+    }
+
+    #[test]
+    fn setting_the_same_weight_changes_nothing() {
+        let mut sched = Eevdf::new(&[3, 2], 1_000);
+        activate_all(&mut sched);
+        let pick = sched.pick().unwrap();
+        sched.switch(pick.budget / 2, true);
+        let clocks: Vec<_> = sched
+            .queues
+            .iter()
+            .map(|q| (q.eligible, q.deadline))
+            .collect();
+        sched.reweight(0, 3);
+        sched.reweight(1, 2);
+        let after: Vec<_> = sched
+            .queues
+            .iter()
+            .map(|q| (q.eligible, q.deadline))
+            .collect();
+        assert_eq!(clocks, after);
     }
 }

@@ -4,6 +4,8 @@
 //!   duplicate key, a weight out of range), naming the key.
 //! - [`UnknownQueue`]: a queue was looked up by a key the executor does not
 //!   have; it names the key and the executor's queues.
+//! - [`WeightError`]: a live weight change (`set_weight`) was refused: an
+//!   unknown queue, a weight out of range, or an executor that is gone.
 //! - [`JoinError`] (with [`TaskPanic`]): why a task produced no output.
 //! - [`TryCurrentError`]: why [`Handle::try_current`](crate::Handle::try_current)
 //!   found no executor of that key type running on this thread.
@@ -136,6 +138,122 @@ impl fmt::Display for UnknownQueue {
 }
 
 impl std::error::Error for UnknownQueue {}
+
+/// Why a live weight change (`set_weight` on a [`Handle`](crate::Handle),
+/// an [`Executor`](crate::Executor), a [`QueueHandle`](crate::QueueHandle),
+/// a [`Pool`](crate::Pool) or a [`PoolHandle`](crate::PoolHandle)) was
+/// refused. Nothing changed.
+///
+/// ```
+/// use clockworker::{ExecutorBuilder, MAX_WEIGHT, WeightError};
+///
+/// let executor = ExecutorBuilder::new().with_queue("bg", 1).build().unwrap();
+/// let error = executor.set_weight("bg", 0).unwrap_err();
+/// assert!(matches!(error, WeightError::Zero { .. }) && error.is_invalid_weight());
+/// assert_eq!(error.to_string(), "cannot give queue \"bg\" weight 0; weights must be at least 1");
+/// let error = executor.set_weight("bg", MAX_WEIGHT + 1).unwrap_err();
+/// assert!(matches!(error, WeightError::TooLarge { max: MAX_WEIGHT, .. }));
+/// assert!(executor.set_weight("fg", 2).unwrap_err().is_unknown_queue());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WeightError {
+    /// No queue has this key.
+    UnknownQueue(UnknownQueue),
+    /// The weight is zero.
+    Zero {
+        /// The queue's key, as its `Debug` output.
+        key: String,
+    },
+    /// The weight is above [`MAX_WEIGHT`](crate::MAX_WEIGHT).
+    TooLarge {
+        /// The queue's key, as its `Debug` output.
+        key: String,
+        /// The weight given.
+        weight: u32,
+        /// The largest weight allowed.
+        max: u32,
+    },
+    /// The executor has been dropped (or, for a pool, a shutdown has
+    /// begun): there is no scheduler left to reweight.
+    ExecutorGone,
+}
+
+impl WeightError {
+    /// Checks that `weight` is in `1..=MAX_WEIGHT` for the queue with this
+    /// key.
+    pub(crate) fn check(key: &dyn fmt::Debug, weight: u32) -> Result<(), WeightError> {
+        if weight == 0 {
+            return Err(WeightError::Zero {
+                key: format!("{key:?}"),
+            });
+        }
+        if weight > crate::MAX_WEIGHT {
+            return Err(WeightError::TooLarge {
+                key: format!("{key:?}"),
+                weight,
+                max: crate::MAX_WEIGHT,
+            });
+        }
+        Ok(())
+    }
+
+    /// No queue has the key given.
+    pub fn is_unknown_queue(&self) -> bool {
+        matches!(self, WeightError::UnknownQueue(_))
+    }
+
+    /// The weight given is zero or above the maximum.
+    pub fn is_invalid_weight(&self) -> bool {
+        matches!(
+            self,
+            WeightError::Zero { .. } | WeightError::TooLarge { .. }
+        )
+    }
+
+    /// The executor (or pool) is gone.
+    pub fn is_executor_gone(&self) -> bool {
+        matches!(self, WeightError::ExecutorGone)
+    }
+}
+
+impl From<UnknownQueue> for WeightError {
+    fn from(error: UnknownQueue) -> WeightError {
+        WeightError::UnknownQueue(error)
+    }
+}
+
+impl fmt::Display for WeightError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WeightError::UnknownQueue(error) => error.fmt(f),
+            WeightError::Zero { key } => {
+                write!(
+                    f,
+                    "cannot give queue {key} weight 0; weights must be at least 1"
+                )
+            }
+            WeightError::TooLarge { key, weight, max } => {
+                write!(
+                    f,
+                    "cannot give queue {key} weight {weight}; weights must be at most {max}"
+                )
+            }
+            WeightError::ExecutorGone => {
+                f.write_str("cannot change a queue's weight: the executor is gone")
+            }
+        }
+    }
+}
+
+impl std::error::Error for WeightError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WeightError::UnknownQueue(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// Why a task produced no output.
 #[derive(Debug)]

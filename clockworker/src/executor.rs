@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::close::{Drain, Shutdown};
-use crate::error::UnknownQueue;
+use crate::error::{UnknownQueue, WeightError};
 use crate::handle::Handle;
 use crate::queue::QueueHandle;
 use crate::run::{self, RunUntil};
@@ -270,6 +270,29 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Executor<K> {
     /// [`UnknownQueue`] if no queue has this key.
     pub fn queue_stats(&self, key: K) -> Result<QueueStats<K>, UnknownQueue> {
         self.inner.handle.queue_stats(key)
+    }
+
+    /// Gives the queue with this key a new weight, from the next
+    /// scheduling decision on (see [`Handle::set_weight`]).
+    ///
+    /// # Errors
+    ///
+    /// [`WeightError`]: an unknown key, or a weight of zero or above
+    /// [`MAX_WEIGHT`](crate::MAX_WEIGHT).
+    ///
+    /// ```
+    /// let executor = clockworker::ExecutorBuilder::new()
+    ///     .with_queue("fg", 8)
+    ///     .with_queue("bg", 1)
+    ///     .build()
+    ///     .unwrap();
+    /// // Night time: the batch queue gets the larger share.
+    /// executor.set_weight("fg", 1).unwrap();
+    /// executor.set_weight("bg", 8).unwrap();
+    /// assert_eq!(executor.queue_stats("bg").unwrap().weight, 8);
+    /// ```
+    pub fn set_weight(&self, key: K, weight: u32) -> Result<(), WeightError> {
+        self.inner.handle.set_weight(key, weight)
     }
 
     /// The configured queue keys, in order.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::close::{Closed, Drain, Shutdown};
 use crate::context;
 use crate::core::Core;
-use crate::error::{TryCurrentError, UnknownQueue};
+use crate::error::{TryCurrentError, UnknownQueue, WeightError};
 use crate::key::KeyTable;
 use crate::queue::QueueHandle;
 use crate::spawner::Spawner;
@@ -225,6 +225,58 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Handle<K> {
     pub fn queue_stats(&self, key: K) -> Result<QueueStats<K>, UnknownQueue> {
         let index = self.index(key)?;
         Ok(self.core.queue_stats(index as usize, key))
+    }
+
+    /// Gives the queue with this key a new weight (`1..=`[`MAX_WEIGHT`]),
+    /// from the next scheduling decision on, while its tasks run.
+    ///
+    /// Between turns the change is immediate. During a turn (called from a
+    /// task, or from the future of `run_until`/`block_on` while a queue's
+    /// turn is in progress), the running turn ends at the next poll
+    /// boundary and the new weight applies before the next queue is
+    /// picked. The scheduler keeps every queue's lag across the change, as
+    /// Linux's EEVDF does when it reweights a task: a queue neither gains
+    /// nor loses credit by being reweighted, and from then on CPU time
+    /// splits by the new weights. [`QueueStats::weight`] reports the new
+    /// weight at once. Setting the weight a queue already has changes
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`WeightError::UnknownQueue`] if no queue has this key,
+    /// [`WeightError::Zero`] or [`WeightError::TooLarge`] for a weight out
+    /// of range, [`WeightError::ExecutorGone`] once the executor has been
+    /// dropped. Nothing changes then; it never panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use clockworker::{ExecutorBuilder, Handle};
+    ///
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue("fg", 8)
+    ///     .with_queue("bg", 1)
+    ///     .build()
+    ///     .unwrap();
+    /// let bg = executor.queue("bg").unwrap();
+    /// executor.block_on(bg.spawn(async {
+    ///     // A batch that turns urgent: from inside one of its own tasks.
+    ///     Handle::<&str>::current().set_weight("bg", 16).unwrap();
+    /// }))
+    /// .unwrap();
+    /// assert_eq!(executor.queue_stats("bg").unwrap().weight, 16);
+    /// assert!(executor.handle().set_weight("bg", 0).is_err());
+    /// ```
+    ///
+    /// [`MAX_WEIGHT`]: crate::MAX_WEIGHT
+    pub fn set_weight(&self, key: K, weight: u32) -> Result<(), WeightError> {
+        let index = self.index(key)?;
+        WeightError::check(&key, weight)?;
+        if self.core.is_closed() {
+            return Err(WeightError::ExecutorGone);
+        }
+        self.core.set_weight(index, weight);
+        Ok(())
     }
 
     /// The configured queue keys, in order.

@@ -21,7 +21,10 @@
 //! `Copy + Eq + Hash + Debug` type and a weight (`1..=`[`MAX_WEIGHT`]).
 //! [`Executor::queue`] gives a [`QueueHandle`] that spawns any future (`!Send`
 //! ones included) on the executor's thread; each spawn returns a
-//! [`JoinHandle`].
+//! [`JoinHandle`]. Weights can change while tasks run
+//! ([`Executor::set_weight`], [`Handle::set_weight`],
+//! [`QueueHandle::set_weight`], [`Pool::set_weight`]): the change applies by
+//! the next poll boundary, and each queue keeps the credit or debt it had.
 //!
 //! ```
 //! use clockworker::{yield_maybe, ExecutorBuilder};
@@ -352,7 +355,7 @@ pub use builder::ExecutorBuilder;
 pub use clockworker_macros::{QueueKey, main, test};
 pub use close::{Closed, Drain, QueueReport, Shutdown, ShutdownReport};
 pub use eevdf::MAX_WEIGHT;
-pub use error::{BuildError, JoinError, TaskPanic, TryCurrentError, UnknownQueue};
+pub use error::{BuildError, JoinError, TaskPanic, TryCurrentError, UnknownQueue, WeightError};
 pub use executor::Executor;
 pub use group::{GroupHandle, GroupSpawner};
 pub use handle::Handle;

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::rc::Weak;
 
 use crate::core::{self, Core};
+use crate::error::WeightError;
 use crate::group::GroupHandle;
 use crate::join::JoinHandle;
 use crate::task::{GroupId, Placement, TaskLabel};
@@ -119,6 +120,39 @@ impl<K: Copy> QueueHandle<K> {
         match self.core.upgrade() {
             Some(core) => core.spawn_local(self.index, future, label, placement),
             None => core::cancelled(self.index, future, label),
+        }
+    }
+
+    /// Gives this queue a new weight, from the next scheduling decision on
+    /// (see [`Handle::set_weight`](crate::Handle::set_weight)).
+    ///
+    /// # Errors
+    ///
+    /// [`WeightError::Zero`] or [`WeightError::TooLarge`] for a weight out
+    /// of range; [`WeightError::ExecutorGone`] once the executor has been
+    /// dropped.
+    ///
+    /// ```
+    /// use clockworker::{ExecutorBuilder, WeightError};
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue("bg", 1).build().unwrap();
+    /// let bg = executor.queue("bg").unwrap();
+    /// bg.set_weight(4).unwrap();
+    /// assert_eq!(executor.queue_stats("bg").unwrap().weight, 4);
+    /// drop(executor);
+    /// assert_eq!(bg.set_weight(2), Err(WeightError::ExecutorGone));
+    /// ```
+    pub fn set_weight(&self, weight: u32) -> Result<(), WeightError>
+    where
+        K: fmt::Debug,
+    {
+        WeightError::check(&self.key, weight)?;
+        match self.core.upgrade() {
+            Some(core) if !core.is_closed() => {
+                core.set_weight(self.index, weight);
+                Ok(())
+            }
+            _ => Err(WeightError::ExecutorGone),
         }
     }
 

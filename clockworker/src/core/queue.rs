@@ -20,7 +20,9 @@ pub(crate) struct LocalQueue {
     pub(crate) may_track: Cell<bool>,
     /// The queue's live task groups.
     pub(crate) groups: RefCell<GroupTable>,
-    pub(crate) weight: u32,
+    /// The queue's weight, as last set (the scheduler may take a change
+    /// at the end of the running turn; see `Turn::set_weight`).
+    pub(crate) weight: Cell<u32>,
     pub(crate) counters: QueueCounters,
     /// Queued `Send` tasks may be handed to another executor (see
     /// `Core::shed`).
@@ -35,7 +37,7 @@ impl LocalQueue {
             may_track: Cell::new(tasks.is_custom()),
             tasks: RefCell::new(tasks),
             groups: RefCell::new(GroupTable::default()),
-            weight,
+            weight: Cell::new(weight),
             counters: QueueCounters::new(),
             sheddable: false,
         }

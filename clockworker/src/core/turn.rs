@@ -23,6 +23,15 @@
 //!   the per-poll timestamp (queue-delay samples, the host-yield check,
 //!   which may come up to `MAX_STRIDE - 1` short polls late). A second queue
 //!   becoming active switches back to reading at every boundary at once.
+//!
+//! # Weight changes
+//!
+//! A weight set between turns reaches the scheduler at once. One set during
+//! a turn (from a task, from a `run_until` future, from a call between two
+//! polls) waits: the running queue's budget was computed at its old weight,
+//! and the new weight may change which queue should run. The turn ends at
+//! the next poll boundary, and [`Turn::end`] applies the change after
+//! charging the turn, before the next pick (see [`Turn::set_weight`]).
 
 use std::cell::{Cell, RefCell};
 
@@ -55,8 +64,12 @@ pub(crate) struct Turn {
     /// Ticks used in the running queue's turn so far, and its budget.
     used: Cell<u64>,
     budget: Cell<u64>,
-    /// A queue became runnable with an earlier deadline than the running one.
+    /// A queue became runnable with an earlier deadline than the running
+    /// one, or a weight changed (see [`Turn::set_weight`]).
     preempt: Cell<bool>,
+    /// Weights set while a turn was in progress, applied when it ends:
+    /// `(queue, weight)`, one entry per queue.
+    reweights: RefCell<Vec<(usize, u32)>>,
     /// Two or more queues are active (mirrors `sched.contended()`).
     contended: Cell<bool>,
     /// The last clock reading: `used` counts up to it. During a poll with
@@ -104,6 +117,7 @@ impl Turn {
             used: Cell::new(0),
             budget: Cell::new(0),
             preempt: Cell::new(false),
+            reweights: RefCell::new(Vec::new()),
             contended: Cell::new(false),
             now: Cell::new(0),
             unsampled: Cell::new(0),
@@ -299,8 +313,39 @@ impl Turn {
         let runnable = still_runnable(queue);
         let mut sched = self.sched.borrow_mut();
         sched.switch(used, runnable);
+        // Weights set during the turn take effect before the next pick.
+        for (queue, weight) in self.reweights.borrow_mut().drain(..) {
+            sched.reweight(queue, weight);
+        }
         self.contended.set(sched.contended());
         Some(Ended { queue, used })
+    }
+
+    /// Gives `queue` a new weight (in `1..=MAX_WEIGHT`) from the next
+    /// scheduling decision on.
+    ///
+    /// Between turns it takes effect at once. During a turn (from a task
+    /// being polled, from a `run_until` future or a call between two polls)
+    /// the running queue's budget was computed at its old weight, and the
+    /// new weight may change which queue should run: the change waits, and
+    /// the turn ends at the next poll boundary, where [`Turn::end`] applies
+    /// it after charging the turn, before the next pick. Either way the
+    /// scheduler keeps every queue's lag (see `Eevdf::reweight`).
+    pub(crate) fn set_weight(&self, queue: usize, weight: u32) {
+        if self.running.get() == NONE
+            && let Ok(mut sched) = self.sched.try_borrow_mut()
+        {
+            sched.reweight(queue, weight);
+            return;
+        }
+        // (The scheduler is never borrowed while user code runs; if it were,
+        // the change would wait for the end of the next turn.)
+        let mut reweights = self.reweights.borrow_mut();
+        match reweights.iter_mut().find(|(q, _)| *q == queue) {
+            Some(entry) => entry.1 = weight,
+            None => reweights.push((queue, weight)),
+        }
+        self.preempt.set(true);
     }
 
     /// Queue `queue` became runnable (its run queue was empty). Returns
@@ -357,5 +402,38 @@ impl Turn {
     /// `queue`'s lag in ticks.
     pub(crate) fn lag(&self, queue: usize) -> i64 {
         self.sched.borrow().lag(queue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weight_of(turn: &Turn, queue: usize) -> u64 {
+        turn.sched.borrow().weight(queue)
+    }
+
+    #[test]
+    fn a_weight_set_during_a_turn_waits_for_the_turn_to_end() {
+        let turn = Turn::new(Clock::get(), &[1, 1], u64::MAX / 4, u64::MAX);
+        turn.activate(0);
+        turn.activate(1);
+        let running = turn.pick().unwrap();
+        assert!(!turn.is_over());
+        // Both the running queue and the waiting one.
+        turn.set_weight(running, 5);
+        turn.set_weight(1 - running, 3);
+        turn.set_weight(1 - running, 8);
+        assert!(turn.is_over(), "the turn ends at the next poll boundary");
+        assert_eq!((weight_of(&turn, 0), weight_of(&turn, 1)), (1, 1));
+        let ended = turn.end(|_| true).unwrap();
+        assert_eq!(ended.queue, running);
+        assert_eq!(weight_of(&turn, running), 5);
+        assert_eq!(weight_of(&turn, 1 - running), 8, "the last weight set wins");
+        assert!(turn.contended.get());
+        // Between turns: at once, and no turn to end.
+        turn.set_weight(running, 2);
+        assert_eq!(weight_of(&turn, running), 2);
+        assert!(!turn.preempt.get());
     }
 }

@@ -27,6 +27,9 @@
 //!   or a wake from another thread rings its doorbell: no polling, no timer.
 //!   The doorbell protocol (see `doorbell.rs`, checked by loom models) means
 //!   a spawn that races a worker going to sleep is never missed.
+//! - **Live weights.** [`Pool::set_weight`] changes a queue's weight on
+//!   every worker while tasks run; each worker applies it at its next poll
+//!   boundary, keeping its scheduler's accounting consistent.
 //! - **Panics** are caught by default: the task's handle gets
 //!   [`JoinError::Panic`] and the worker goes on
 //!   ([`PoolBuilder::with_panic_on_task_panic`] stops the pool instead).
@@ -42,8 +45,8 @@
 //! The core knows nothing about pools. A worker uses four hooks of its
 //! executor (see `core/shed.rs`): an idle hook (where it offers to steal),
 //! sheddable queues with `Core::shed` (the busy side of stealing), calls
-//! run on the worker's thread from outside (stats), and a wake-up when the
-//! last task finishes (a draining shutdown).
+//! run on the worker's thread from outside (stats, weight changes), and a
+//! wake-up when the last task finishes (a draining shutdown).
 
 mod builder;
 mod placement;
@@ -68,7 +71,7 @@ pub use builder::PoolBuilder;
 pub use placement::Placement;
 pub use stats::{PoolReport, PoolStats, QueueTotals, WorkerReport, WorkerStats};
 
-use crate::error::{BuildError, JoinError, TryCurrentError, UnknownQueue};
+use crate::error::{BuildError, JoinError, TryCurrentError, UnknownQueue, WeightError};
 use crate::handle::Handle;
 use crate::join::JoinHandle;
 use crate::key::KeyTable;
@@ -379,6 +382,18 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> Pool<K> {
     pub fn stats(&self) -> PoolStats<K> {
         self.handle.stats()
     }
+
+    /// Gives the queue with this key a new weight on every worker (see
+    /// [`PoolHandle::set_weight`]); returns before the workers have applied
+    /// it, each doing so at its next poll boundary.
+    ///
+    /// # Errors
+    ///
+    /// [`WeightError`]: an unknown key, a weight out of range, or a pool
+    /// whose shutdown has begun.
+    pub fn set_weight(&self, key: K, weight: u32) -> Result<(), WeightError> {
+        self.handle.set_weight(key, weight)
+    }
 }
 
 impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> PoolHandle<K> {
@@ -466,11 +481,82 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> PoolHandle<K> {
                 index,
                 key,
             }),
-            None => Err(UnknownQueue::new(
-                format!("{key:?}"),
-                self.keys().iter().map(|k| format!("{k:?}")).collect(),
-            )),
+            None => Err(self.unknown(&key)),
         }
+    }
+
+    /// The error for a key the pool does not have.
+    #[cold]
+    fn unknown(&self, key: &K) -> UnknownQueue {
+        UnknownQueue::new(
+            format!("{key:?}"),
+            self.keys().iter().map(|k| format!("{k:?}")).collect(),
+        )
+    }
+
+    /// Gives the queue with this key a new weight on every worker
+    /// (`1..=`[`MAX_WEIGHT`](crate::MAX_WEIGHT)), as
+    /// [`Handle::set_weight`] does on one executor: each worker's scheduler
+    /// keeps every queue's lag across the change, so fairness between
+    /// queues follows the new weights on every worker.
+    ///
+    /// It checks the key and the weight, sends the change to every worker
+    /// and returns **before** they have applied it: each worker applies it
+    /// at its next poll boundary (an idle one is woken for it; one in a
+    /// long poll applies it once that poll returns). Called from a task on
+    /// one of the pool's workers, that worker applies it at once (and the
+    /// call never waits for another worker, so it cannot deadlock). A
+    /// worker takes changes and [`stats`](Self::stats) requests in the
+    /// order they were made, so a `stats()` that starts after this returns
+    /// shows the new weight on every worker.
+    ///
+    /// # Errors
+    ///
+    /// [`WeightError::UnknownQueue`], [`WeightError::Zero`] or
+    /// [`WeightError::TooLarge`] (nothing changes on any worker), or
+    /// [`WeightError::ExecutorGone`] once a shutdown has begun.
+    ///
+    /// ```
+    /// let pool = clockworker::Pool::builder()
+    ///     .workers(2)
+    ///     .with_queue("fg", 8)
+    ///     .with_queue("bg", 1)
+    ///     .build()
+    ///     .unwrap();
+    /// pool.handle().set_weight("bg", 4).unwrap();
+    /// for worker in pool.stats().workers {
+    ///     assert_eq!(worker.executor.queue("bg").unwrap().weight, 4);
+    /// }
+    /// assert!(pool.handle().set_weight("bg", 0).unwrap_err().is_invalid_weight());
+    /// ```
+    pub fn set_weight(&self, key: K, weight: u32) -> Result<(), WeightError> {
+        let index = match self.spawning.keys.find(&key) {
+            Some(index) => index,
+            None => return Err(self.unknown(&key).into()),
+        };
+        WeightError::check(&key, weight)?;
+        if !self.spawning.accepting.load(Ordering::Acquire) {
+            return Err(WeightError::ExecutorGone);
+        }
+        let me = self.current_worker();
+        for (worker, slot) in self.spawning.slots.iter().enumerate() {
+            if me == Some(worker)
+                && let Some(core) = crate::context::current()
+                && Arc::ptr_eq(core.shared(), &slot.shared)
+            {
+                // On this worker, inside its run: here and now.
+                core.set_weight(index, weight);
+                continue;
+            }
+            // A worker that has stopped refuses the call: nothing to change.
+            let _ = slot.shared.call(Box::new(move || {
+                // Calls run on the worker's thread with its executor current.
+                if let Some(core) = crate::context::current() {
+                    core.set_weight(index, weight);
+                }
+            }));
+        }
+        Ok(())
     }
 
     /// Spawns a `Send` future onto the queue with this key: from outside
