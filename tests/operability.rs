@@ -299,6 +299,54 @@ fn a_zero_stall_threshold_is_a_build_error() {
     assert!(matches!(error, BuildError::StallWatchdog(_)), "{error:?}");
 }
 
+/// The voluntary context switches (sleeps) of this process's watchdog
+/// threads so far.
+fn watchdog_sleeps() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            if name.trim_end() != "clockworker-wat" {
+                return None;
+            }
+            let status = std::fs::read_to_string(path.join("status")).ok()?;
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("voluntary_ctxt_switches"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn the_watchdog_sleeps_while_the_executor_is_idle() {
+    let _serial = common::serial();
+    let before = watchdog_threads();
+    let executor = ExecutorBuilder::new()
+        .with_queue(0, 1)
+        .with_stall_threshold(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    assert_eq!(await_watchdogs(before + 1), before + 1);
+    let queue = executor.queue(0).unwrap();
+    // Busy for a moment, so that the watchdog looks, then idle for 300 ms
+    // (parked in `block_on`, waiting for a timer).
+    executor.block_on(queue.spawn(yield_now())).unwrap();
+    let start = watchdog_sleeps();
+    executor.block_on(clockworker::time::sleep(Duration::from_millis(300)));
+    let slept = watchdog_sleeps() - start;
+    // Looking every millisecond would be about 300 sleeps; once the
+    // executor is idle it sleeps until the run loop starts again.
+    assert!(
+        slept < 30,
+        "the watchdog woke {slept} times in 300 ms of idleness"
+    );
+}
+
 #[test]
 fn a_huge_stall_threshold_never_reports() {
     let _serial = common::serial();
@@ -310,7 +358,9 @@ fn a_huge_stall_threshold_never_reports() {
         .build()
         .unwrap();
     let queue = executor.queue(0).unwrap();
-    executor.block_on(queue.spawn(async { spin(Duration::from_millis(20)) })).unwrap();
+    executor
+        .block_on(queue.spawn(async { spin(Duration::from_millis(20)) }))
+        .unwrap();
     assert!(reports.take().is_empty());
     assert_eq!(executor.queue_stats(0).unwrap().stalls, 0);
 }

@@ -345,7 +345,9 @@ impl Watch {
             queue: self.names.get(index).cloned().unwrap_or_default(),
             queue_index: index,
             group: poll.group,
-            started: Instant::now().checked_sub(elapsed).unwrap_or_else(Instant::now),
+            started: Instant::now()
+                .checked_sub(elapsed)
+                .unwrap_or_else(Instant::now),
             elapsed,
             phase,
             thread: self.thread.clone(),
