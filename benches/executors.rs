@@ -68,10 +68,20 @@ macro_rules! on_every_peer {
     }};
 }
 
+/// async-task alone (see `AsyncTaskFloor`): the floor of the single-thread
+/// workloads, beside the peers in the same group.
+fn floor(group: &mut BenchmarkGroup<'_, WallTime>, workload: fn(&AsyncTaskFloor, u64) -> Duration) {
+    let peer = AsyncTaskFloor;
+    group.bench_function("async-task", |b| {
+        b.iter_custom(|iters| workload(&peer, iters))
+    });
+}
+
 fn spawn(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn");
     configure(&mut group);
     on_every_peer!(&mut group, |peer, iters| spawn_join(&peer, iters));
+    floor(&mut group, spawn_join);
     group.finish();
 
     for (live, name) in [
@@ -92,6 +102,7 @@ fn yields(c: &mut Criterion) {
     let mut group = c.benchmark_group("yield_one_task");
     configure(&mut group);
     on_every_peer!(&mut group, |peer, iters| yield_one(&peer, iters));
+    floor(&mut group, yield_one);
     group.finish();
 
     let mut group = c.benchmark_group("yield_1000_tasks");
@@ -102,6 +113,11 @@ fn yields(c: &mut Criterion) {
         let elapsed = yield_many(&peer, 1_000, each * 1_000);
         elapsed.mul_f64(iters as f64 / (each * 1_000) as f64)
     });
+    floor(&mut group, |peer, iters| {
+        let each = (iters / 1_000).max(1);
+        let elapsed = yield_many(peer, 1_000, each * 1_000);
+        elapsed.mul_f64(iters as f64 / (each * 1_000) as f64)
+    });
     group.finish();
 }
 
@@ -109,6 +125,7 @@ fn ping_pongs(c: &mut Criterion) {
     let mut group = c.benchmark_group("ping_pong");
     configure(&mut group);
     on_every_peer!(&mut group, |peer, iters| ping_pong(&peer, iters));
+    floor(&mut group, ping_pong);
     group.finish();
 
     let mut group = c.benchmark_group("ping_pong_remote");
@@ -345,12 +362,14 @@ fn estimate(group: &str, id: &str) -> Option<f64> {
 }
 
 fn summary(_: &mut Criterion) {
-    const PEERS: [(&str, &str); 5] = [
+    const PEERS: [(&str, &str); 6] = [
         ("clockworker", "clockworker"),
         ("tokio", "tokio LocalSet"),
         ("async-executor", "async-executor"),
         ("upstream", "clockworker 0.2.6"),
         ("glommio", "glommio"),
+        // The floor: async-task with a thread-local FIFO, nothing else.
+        ("async-task", "async-task alone"),
     ];
     let rows = [
         ("spawn", "spawn + join, 200k tasks (ns/task)"),
@@ -371,9 +390,12 @@ fn summary(_: &mut Criterion) {
     // glommio (which needs its own io_uring reactor) is shown beside it.
     let _ = writeln!(
         out,
-        " ours / tokio | ours / best of tokio, async-executor, 0.2.6 | ours / glommio |"
+        " ours / tokio | ours / best of tokio, async-executor, 0.2.6 | ours / glommio | ours / async-task alone |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for (group, label) in rows {
         let values: Vec<Option<f64>> = PEERS.iter().map(|(id, _)| estimate(group, id)).collect();
         let _ = write!(out, "| {label} |");
@@ -398,10 +420,11 @@ fn summary(_: &mut Criterion) {
         };
         let _ = writeln!(
             out,
-            " {} | {} | {} |",
+            " {} | {} | {} | {} |",
             ratio(tokio),
             ratio(Some(best_peer)),
-            ratio(values[4])
+            ratio(values[4]),
+            ratio(values[5])
         );
     }
 

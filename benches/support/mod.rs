@@ -223,6 +223,65 @@ impl Peer for Glommio {
     }
 }
 
+/// The floor under every executor built on async-task: async-task's own
+/// `spawn_local`, with a schedule function that pushes onto a thread-local
+/// FIFO, and a loop that runs it (no queues, no weights, no stats, no
+/// registry). Single-thread workloads only: a wake from another thread
+/// would land in that thread's FIFO.
+pub struct AsyncTaskFloor;
+
+thread_local! {
+    static FLOOR: RefCell<std::collections::VecDeque<async_task::Runnable>> =
+        RefCell::new(std::collections::VecDeque::with_capacity(1024));
+}
+
+fn floor_schedule(runnable: async_task::Runnable) {
+    FLOOR.with(|queue| queue.borrow_mut().push_back(runnable));
+}
+
+struct FlagWaker(std::sync::atomic::AtomicBool);
+
+impl std::task::Wake for FlagWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+impl Peer for AsyncTaskFloor {
+    const NAME: &'static str = "async-task alone";
+    type Handle<T: 'static> = async_task::Task<T>;
+    fn run<F: Future>(&self, future: F) -> F::Output {
+        let flag = Arc::new(FlagWaker(std::sync::atomic::AtomicBool::new(true)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if flag.0.swap(false, Ordering::AcqRel)
+                && let Poll::Ready(output) = future.as_mut().poll(&mut cx)
+            {
+                return output;
+            }
+            loop {
+                let next = FLOOR.with(|queue| queue.borrow_mut().pop_front());
+                let Some(runnable) = next else { break };
+                runnable.run();
+                if flag.0.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+        }
+    }
+    fn spawn<F>(&self, future: F) -> Self::Handle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let (runnable, task) = async_task::spawn_local(future, floor_schedule);
+        runnable.schedule();
+        task
+    }
+}
+
 // ----- futures shared by every peer -------------------------------------
 
 /// Yields once: `wake_by_ref` and `Pending`, as every executor's own
