@@ -58,9 +58,32 @@ impl TaskId {
         TaskId(NonZeroU64::new(id).unwrap_or(NonZeroU64::MIN))
     }
 
+    /// A fresh id. Each thread takes ids from a block of its own (one
+    /// shared atomic add per 65,536 spawns instead of one per spawn), so
+    /// ids are unique in the process and increase on each thread, but are
+    /// not ordered across threads.
+    #[inline]
     pub(crate) fn next() -> TaskId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        const BLOCK: u64 = 1 << 16;
+        static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+        thread_local! {
+            /// The next id of this thread's block, and the block's end.
+            static BLOCK_LEFT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+        }
+        let fresh_block = || NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+        let id = BLOCK_LEFT
+            .try_with(|left| {
+                let (next, end) = left.get();
+                if next < end {
+                    left.set((next + 1, end));
+                    return next;
+                }
+                let start = fresh_block();
+                left.set((start + 1, start + BLOCK));
+                start
+            })
+            // During the thread's teardown: one id of a block of its own.
+            .unwrap_or_else(|_| fresh_block());
         TaskId(NonZeroU64::new(id).unwrap_or(NonZeroU64::MIN))
     }
 
