@@ -56,6 +56,20 @@ pub trait QueueKey: Copy + Eq + Hash + Debug + 'static {
     fn name(self) -> &'static str;
 }
 
+/// A key's `Debug` form without the quotes around a string key: the
+/// queue's name as task spans show it (`fg` for the key `"fg"`,
+/// `Foreground` for `Queue::Foreground`, `0` for `0`).
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) fn unquoted(debug: String) -> String {
+    match debug
+        .strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+    {
+        Some(inner) => inner.to_owned(),
+        None => debug,
+    }
+}
+
 /// Up to this many queues, a linear scan beats hashing.
 const LINEAR_MAX: usize = 8;
 

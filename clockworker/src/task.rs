@@ -43,6 +43,7 @@ use crate::error::{JoinError, TaskPanic};
 use crate::join::JoinHandle;
 use crate::shared::Shared;
 use crate::sync::{Mutex, MutexGuard};
+use crate::trace::TaskSpan;
 
 /// An opaque, process-unique identifier of a task.
 ///
@@ -163,6 +164,12 @@ impl TaskLabel {
     /// The column of the spawn site.
     pub fn column(&self) -> u32 {
         self.0.column()
+    }
+
+    /// The spawn site; displays as `file:line:column`.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn location(&self) -> &'static Location<'static> {
+        self.0
     }
 }
 
@@ -359,8 +366,19 @@ pub(crate) struct TaskSpec {
 }
 
 impl TaskSpec {
+    /// The new task's header, whether its panics propagate, and its span.
     #[inline]
-    fn header(self, local: bool) -> (Header, bool) {
+    fn header(self, local: bool) -> (Header, bool, TaskSpan) {
+        let id = TaskId::next();
+        #[cfg(feature = "tracing")]
+        let span = TaskSpan::new(
+            self.shared.queue_name(self.queue),
+            self.placement.group.map(|(group, _)| group),
+            id,
+            self.label,
+        );
+        #[cfg(not(feature = "tracing"))]
+        let span = TaskSpan::none();
         let placement = &self.placement;
         let home = if self.movable && !local {
             Home::movable(self.shared)
@@ -369,7 +387,7 @@ impl TaskSpec {
         };
         let header = Header {
             home,
-            id: TaskId::next(),
+            id,
             queue: self.queue,
             label: self.label,
             woken_at: AtomicU64::new(self.now),
@@ -383,7 +401,7 @@ impl TaskSpec {
             placement: (placement.group.is_some() || placement.hint != 0)
                 .then(|| Box::new(self.placement)),
         };
-        (header, self.propagate_panics)
+        (header, self.propagate_panics, span)
     }
 
     /// Builds a task whose future may be `!Send`: its `Runnable` must be
@@ -393,9 +411,9 @@ impl TaskSpec {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let (header, propagate) = self.header(true);
+        let (header, propagate, span) = self.header(true);
         let (runnable, task) = Builder::new().metadata(header).spawn_local(
-            move |_| TaskFuture::new(future, propagate),
+            move |_| TaskFuture::new(future, propagate, span),
             WithInfo(crate::context::schedule),
         );
         (runnable, JoinHandle::new(task))
@@ -408,9 +426,9 @@ impl TaskSpec {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (header, propagate) = self.header(false);
+        let (header, propagate, span) = self.header(false);
         let (runnable, task) = Builder::new().metadata(header).spawn(
-            move |_| TaskFuture::new(future, propagate),
+            move |_| TaskFuture::new(future, propagate, span),
             WithInfo(crate::context::schedule),
         );
         (runnable, JoinHandle::new(task))
@@ -547,12 +565,14 @@ pub(crate) fn take_propagating_panic() -> Option<Box<dyn Any + Send>> {
 
 pin_project_lite::pin_project! {
     /// The future the executor actually polls: the user's future, with
-    /// panics caught, aborts obeyed and the outcome reported.
+    /// panics caught, aborts obeyed and the outcome reported, inside the
+    /// task's span (`tracing` feature; nothing without it).
     #[project = TaskFutureProj]
     pub(crate) enum TaskFuture<F> {
         Running {
             #[pin]
             inner: F,
+            span: TaskSpan,
             propagate_panic: bool,
             // It returned `Pending` before.
             parked: bool,
@@ -562,9 +582,10 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> TaskFuture<F> {
-    fn new(inner: F, propagate_panic: bool) -> TaskFuture<F> {
+    fn new(inner: F, propagate_panic: bool, span: TaskSpan) -> TaskFuture<F> {
         TaskFuture::Running {
             inner,
+            span,
             propagate_panic,
             parked: false,
         }
@@ -576,37 +597,30 @@ impl<F: Future> TaskFuture<F> {
     fn finish(mut self: Pin<&mut Self>) -> Result<(), Box<dyn Any + Send>> {
         std::panic::catch_unwind(AssertUnwindSafe(|| self.set(TaskFuture::Done)))
     }
-}
 
-/// The error a join handle gets for a task panic: in propagate mode the
-/// payload stays for the run loop to resume and the handle gets the message.
-fn report_panic(payload: Box<dyn Any + Send>, propagate: bool) -> JoinError {
-    let panic = if propagate {
-        let message = TaskPanic::message_of(payload.as_ref());
-        PROPAGATING.set(Some(payload));
-        TaskPanic::from_message(message)
-    } else {
-        TaskPanic::new(payload)
-    };
-    JoinError::Panic(panic)
-}
-
-impl<F: Future> Future for TaskFuture<F> {
-    type Output = Result<F::Output, JoinError>;
-
-    #[inline]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let request = SIGNAL.get();
+    /// Does what the run loop asked (see [`Signal`]), with the span moved
+    /// out of the task future by the caller: the user's future may be
+    /// dropped here, and the span must outlive that drop.
+    #[inline(always)]
+    fn run(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        request: Signal,
+        span: &TaskSpan,
+    ) -> Poll<Result<F::Output, JoinError>> {
         let (propagate, parked) = match self.as_mut().project() {
             TaskFutureProj::Running {
                 propagate_panic,
                 parked,
                 ..
             } => (*propagate_panic, *parked),
-            // Never polled after completing.
             TaskFutureProj::Done => return Poll::Pending,
         };
         let finished = |outcome| Signal::finished(outcome, parked);
+        let panicked = |payload: Box<dyn Any + Send>, propagate| {
+            span.panicked(payload.as_ref());
+            Poll::Ready(Err(report_panic(payload, propagate)))
+        };
 
         if request != Signal::Poll {
             // Abort (inside a run) or drop (outside any run).
@@ -617,8 +631,7 @@ impl<F: Future> Future for TaskFuture<F> {
                 }
                 Err(payload) => {
                     SIGNAL.set(finished(Outcome::Panicked));
-                    let propagate = propagate && request == Signal::Abort;
-                    Poll::Ready(Err(report_panic(payload, propagate)))
+                    panicked(payload, propagate && request == Signal::Abort)
                 }
             };
         }
@@ -651,7 +664,7 @@ impl<F: Future> Future for TaskFuture<F> {
                 }
                 Err(payload) => {
                     SIGNAL.set(finished(Outcome::Panicked));
-                    Poll::Ready(Err(report_panic(payload, propagate)))
+                    panicked(payload, propagate)
                 }
             },
             Err(payload) => {
@@ -659,8 +672,44 @@ impl<F: Future> Future for TaskFuture<F> {
                 // second panic is dropped.
                 let _ = self.finish();
                 SIGNAL.set(finished(Outcome::Panicked));
-                Poll::Ready(Err(report_panic(payload, propagate)))
+                panicked(payload, propagate)
             }
         }
+    }
+}
+
+/// The error a join handle gets for a task panic: in propagate mode the
+/// payload stays for the run loop to resume and the handle gets the message.
+fn report_panic(payload: Box<dyn Any + Send>, propagate: bool) -> JoinError {
+    let panic = if propagate {
+        let message = TaskPanic::message_of(payload.as_ref());
+        PROPAGATING.set(Some(payload));
+        TaskPanic::from_message(message)
+    } else {
+        TaskPanic::new(payload)
+    };
+    JoinError::Panic(panic)
+}
+
+impl<F: Future> Future for TaskFuture<F> {
+    type Output = Result<F::Output, JoinError>;
+
+    /// One run of the task, inside its span: the span is entered once per
+    /// run, and a future that finishes is dropped before it is left.
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let request = SIGNAL.get();
+        let span = match self.as_mut().project() {
+            TaskFutureProj::Running { span, .. } => span.take(),
+            // Never polled after completing.
+            TaskFutureProj::Done => return Poll::Pending,
+        };
+        let poll = span.in_scope(|| self.as_mut().run(cx, request, &span));
+        if poll.is_pending()
+            && let TaskFutureProj::Running { span: slot, .. } = self.project()
+        {
+            *slot = span;
+        }
+        poll
     }
 }
