@@ -43,7 +43,7 @@ use crate::error::{JoinError, TaskPanic};
 use crate::join::JoinHandle;
 use crate::shared::Shared;
 use crate::sync::{Mutex, MutexGuard};
-use crate::trace::TaskSpan;
+use crate::trace::{self, TaskSpan};
 
 /// An opaque, process-unique identifier of a task.
 ///
@@ -413,7 +413,7 @@ impl TaskSpec {
     {
         let (header, propagate, span) = self.header(true);
         let (runnable, task) = Builder::new().metadata(header).spawn_local(
-            move |_| TaskFuture::new(future, propagate, span),
+            move |_| trace::instrument(TaskFuture::new(future, propagate), span),
             WithInfo(crate::context::schedule),
         );
         (runnable, JoinHandle::new(task))
@@ -428,7 +428,7 @@ impl TaskSpec {
     {
         let (header, propagate, span) = self.header(false);
         let (runnable, task) = Builder::new().metadata(header).spawn(
-            move |_| TaskFuture::new(future, propagate, span),
+            move |_| trace::instrument(TaskFuture::new(future, propagate), span),
             WithInfo(crate::context::schedule),
         );
         (runnable, JoinHandle::new(task))
@@ -565,14 +565,13 @@ pub(crate) fn take_propagating_panic() -> Option<Box<dyn Any + Send>> {
 
 pin_project_lite::pin_project! {
     /// The future the executor actually polls: the user's future, with
-    /// panics caught, aborts obeyed and the outcome reported, inside the
-    /// task's span (`tracing` feature; nothing without it).
+    /// panics caught, aborts obeyed and the outcome reported. With the
+    /// `tracing` feature, it runs inside the task's span (`trace::Traced`).
     #[project = TaskFutureProj]
     pub(crate) enum TaskFuture<F> {
         Running {
             #[pin]
             inner: F,
-            span: TaskSpan,
             propagate_panic: bool,
             // It returned `Pending` before.
             parked: bool,
@@ -582,10 +581,9 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> TaskFuture<F> {
-    fn new(inner: F, propagate_panic: bool, span: TaskSpan) -> TaskFuture<F> {
+    fn new(inner: F, propagate_panic: bool) -> TaskFuture<F> {
         TaskFuture::Running {
             inner,
-            span,
             propagate_panic,
             parked: false,
         }
@@ -598,22 +596,22 @@ impl<F: Future> TaskFuture<F> {
         std::panic::catch_unwind(AssertUnwindSafe(|| self.set(TaskFuture::Done)))
     }
 
-    /// Does what the run loop asked (see [`Signal`]), with the span moved
-    /// out of the task future by the caller: the user's future may be
-    /// dropped here, and the span must outlive that drop.
+    /// Does what the run loop asked (see [`Signal`]); a panic is reported
+    /// in `span` too (the task's span, inside which this runs).
     #[inline(always)]
-    fn run(
+    pub(crate) fn run(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        request: Signal,
         span: &TaskSpan,
     ) -> Poll<Result<F::Output, JoinError>> {
+        let request = SIGNAL.get();
         let (propagate, parked) = match self.as_mut().project() {
             TaskFutureProj::Running {
                 propagate_panic,
                 parked,
                 ..
             } => (*propagate_panic, *parked),
+            // Never polled after completing.
             TaskFutureProj::Done => return Poll::Pending,
         };
         let finished = |outcome| Signal::finished(outcome, parked);
@@ -694,22 +692,8 @@ fn report_panic(payload: Box<dyn Any + Send>, propagate: bool) -> JoinError {
 impl<F: Future> Future for TaskFuture<F> {
     type Output = Result<F::Output, JoinError>;
 
-    /// One run of the task, inside its span: the span is entered once per
-    /// run, and a future that finishes is dropped before it is left.
     #[inline]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let request = SIGNAL.get();
-        let span = match self.as_mut().project() {
-            TaskFutureProj::Running { span, .. } => span.take(),
-            // Never polled after completing.
-            TaskFutureProj::Done => return Poll::Pending,
-        };
-        let poll = span.in_scope(|| self.as_mut().run(cx, request, &span));
-        if poll.is_pending()
-            && let TaskFutureProj::Running { span: slot, .. } = self.project()
-        {
-            *slot = span;
-        }
-        poll
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.run(cx, &TaskSpan::none())
     }
 }

@@ -2,25 +2,27 @@
 //! panics.
 //!
 //! A task's span is made when the task is spawned (on the spawning thread,
-//! with the subscriber current there) and kept in its [`TaskFuture`]
-//! (`task.rs`). The task future enters it once for every time the task
-//! runs: around a poll of the user's future, the drop of that future that
-//! follows its completion, and the drop of a task that is aborted or
-//! dropped unpolled. So a subscriber sees one enter per run, and whatever
-//! the future does (or its `Drop` does) happens inside the span. The span
-//! closes when the task finishes.
+//! with the subscriber current there) and kept beside its [`TaskFuture`]
+//! (`task.rs`) in a `Traced` future, which enters it once for every time
+//! the task runs: around a poll of the user's future, the drop of that
+//! future that follows its completion, and the drop of a task that is
+//! aborted or dropped unpolled. So a subscriber sees one enter per run,
+//! and whatever the future does (or its `Drop` does) happens inside the
+//! span. The span closes when async-task drops the finished task future,
+//! right after its last run.
 //!
 //! Without the feature, [`TaskSpan`] is a zero-sized type whose methods do
-//! nothing and are always inlined: the task, its header and the run loop
-//! are exactly what they are without tracing.
+//! nothing and are always inlined, and [`instrument`] gives the task future
+//! back as it is: the task, its header and the run loop are exactly what
+//! they are without tracing.
 //!
 //! [`TaskFuture`]: crate::task::TaskFuture
 
 #[cfg(feature = "tracing")]
-pub(crate) use on::TaskSpan;
+pub(crate) use on::{TaskSpan, instrument};
 
 #[cfg(not(feature = "tracing"))]
-pub(crate) use off::TaskSpan;
+pub(crate) use off::{TaskSpan, instrument};
 
 /// The target of the task spans and of the panic events: filter with
 /// `clockworker::task=trace` (spans) or `clockworker::task=error` (panics).
@@ -30,9 +32,40 @@ pub(crate) const TARGET: &str = "clockworker::task";
 #[cfg(feature = "tracing")]
 mod on {
     use std::any::Any;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
 
-    use crate::error::TaskPanic;
-    use crate::task::{GroupId, TaskId, TaskLabel};
+    use crate::error::{JoinError, TaskPanic};
+    use crate::task::{GroupId, TaskFuture, TaskId, TaskLabel};
+
+    pin_project_lite::pin_project! {
+        /// A task future and its span, entered around each of its runs.
+        /// The span is beside the task future, not in it: a run that
+        /// finishes the task drops the user's future inside the span.
+        pub(crate) struct Traced<F> {
+            #[pin]
+            task: TaskFuture<F>,
+            span: TaskSpan,
+        }
+    }
+
+    /// The future a task runs: `task` inside `span`.
+    #[inline]
+    pub(crate) fn instrument<F>(task: TaskFuture<F>, span: TaskSpan) -> Traced<F> {
+        Traced { task, span }
+    }
+
+    impl<F: Future> Future for Traced<F> {
+        type Output = Result<F::Output, JoinError>;
+
+        #[inline]
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            let this = self.project();
+            let span = &*this.span;
+            span.0.in_scope(|| this.task.run(cx, span))
+        }
+    }
 
     /// A task's span (see the module docs).
     #[derive(Debug)]
@@ -64,22 +97,10 @@ mod on {
             ))
         }
 
-        /// No span (a task that never runs on an executor).
+        /// No span.
         #[inline]
         pub(crate) fn none() -> TaskSpan {
             TaskSpan(tracing::Span::none())
-        }
-
-        /// Moves the span out, leaving none in its place.
-        #[inline]
-        pub(crate) fn take(&mut self) -> TaskSpan {
-            std::mem::replace(self, TaskSpan::none())
-        }
-
-        /// Runs `f` inside the span.
-        #[inline]
-        pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-            self.0.in_scope(f)
         }
 
         /// Reports a panic of the task's future (its poll or its drop) as
@@ -105,24 +126,22 @@ mod on {
 mod off {
     use std::any::Any;
 
+    use crate::task::TaskFuture;
+
     /// Nothing: the `tracing` feature is off.
     #[derive(Debug)]
     pub(crate) struct TaskSpan;
+
+    /// The future a task runs: the task future itself.
+    #[inline(always)]
+    pub(crate) fn instrument<F>(task: TaskFuture<F>, _span: TaskSpan) -> TaskFuture<F> {
+        task
+    }
 
     impl TaskSpan {
         #[inline(always)]
         pub(crate) fn none() -> TaskSpan {
             TaskSpan
-        }
-
-        #[inline(always)]
-        pub(crate) fn take(&mut self) -> TaskSpan {
-            TaskSpan
-        }
-
-        #[inline(always)]
-        pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-            f()
         }
 
         #[inline(always)]
@@ -132,39 +151,26 @@ mod off {
 
 #[cfg(test)]
 mod tests {
-    /// Without the feature, a task is exactly as large as before spans
-    /// existed: the task future holds the user's future and two flags.
+    /// Without the feature, a task runs its task future itself, unwrapped,
+    /// and no span is made: the task is exactly as large as before spans
+    /// existed.
     #[cfg(not(feature = "tracing"))]
     #[test]
-    fn no_span_no_bytes_without_the_feature() {
+    fn nothing_without_the_feature() {
         use crate::task::TaskFuture;
-        use std::mem::size_of;
 
-        #[allow(dead_code)]
-        enum Unspanned<F> {
-            Running {
-                inner: F,
-                propagate_panic: bool,
-                parked: bool,
-            },
-            Done,
+        fn runs<F>(_: &F) -> &'static str {
+            std::any::type_name::<F>()
         }
-        async fn with_state(x: u64) -> u64 {
-            crate::yield_now().await;
-            x + 1
-        }
-        assert_eq!(size_of::<super::TaskSpan>(), 0);
-        assert_eq!(
-            size_of::<TaskFuture<std::future::Ready<u8>>>(),
-            size_of::<Unspanned<std::future::Ready<u8>>>()
-        );
-        type Big = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
-        assert_eq!(size_of::<TaskFuture<Big>>(), size_of::<Unspanned<Big>>());
-        let future = with_state(1);
-        fn sizes<F>(_: &F) -> (usize, usize) {
-            (size_of::<TaskFuture<F>>(), size_of::<Unspanned<F>>())
-        }
-        let (spanned, unspanned) = sizes(&future);
-        assert_eq!(spanned, unspanned);
+        let span = super::TaskSpan::none();
+        let (task, propagate) = (std::future::ready(1u8), false);
+        let task = TaskFuture::Running {
+            inner: task,
+            propagate_panic: propagate,
+            parked: false,
+        };
+        let task: TaskFuture<std::future::Ready<u8>> = super::instrument(task, span);
+        assert!(runs(&task).contains("TaskFuture<"));
+        assert_eq!(std::mem::size_of::<super::TaskSpan>(), 0);
     }
 }
