@@ -56,10 +56,15 @@ pub trait QueueKey: Copy + Eq + Hash + Debug + 'static {
     fn name(self) -> &'static str;
 }
 
-/// A key's `Debug` form without the quotes around a string key: the
-/// queue's name as task spans show it (`fg` for the key `"fg"`,
+/// A queue's name as metrics and task spans show it: its key's `Debug`
+/// form, without the quotes around a string key (`fg` for the key `"fg"`,
 /// `Foreground` for `Queue::Foreground`, `0` for `0`).
-#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) fn queue_name(key: &dyn Debug) -> String {
+    unquoted(format!("{key:?}"))
+}
+
+/// A key's `Debug` form without the quotes around a string key (see
+/// [`queue_name`]).
 pub(crate) fn unquoted(debug: String) -> String {
     match debug
         .strip_prefix('"')

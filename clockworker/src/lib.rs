@@ -131,7 +131,10 @@
 //! [`Handle`]) return plain snapshots: per queue, polls, CPU time, spawned,
 //! completed, cancelled and panicked tasks, runnable tasks, slices,
 //! preemptions, lag, queue delay percentiles and the live groups. The
-//! executor-wide snapshot prints as a table.
+//! executor-wide snapshot prints as a table, and
+//! [`ExecutorStats::metrics`] (or [`PoolStats::metrics`]) flattens it into
+//! counters and gauges with stable Prometheus names, for whatever metrics
+//! client you use (see [`metrics`]).
 //!
 //! ```
 //! let executor = clockworker::ExecutorBuilder::new().with_queue("q", 1).build().unwrap();
@@ -373,6 +376,7 @@ mod key;
 mod loom_tests;
 mod macro_support;
 mod macros;
+pub mod metrics;
 mod park;
 pub mod pool;
 mod queue;
