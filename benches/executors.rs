@@ -361,6 +361,75 @@ fn estimate(group: &str, id: &str) -> Option<f64> {
     json[point..end].trim().parse().ok()
 }
 
+/// What the `tracing` feature costs clockworker: spawn + join and yields
+/// with no subscriber, with a subscriber that filters the task spans out
+/// (`DEBUG`), and with one that takes them and does nothing with them (the
+/// instrumentation's own cost, not a real subscriber's). Built only with
+/// the suite's `tracing` feature (on by default); the groups above compare
+/// against `--no-default-features`, where the feature is compiled out.
+#[cfg(feature = "tracing")]
+fn tracing_overhead(c: &mut Criterion) {
+    use tracing::level_filters::LevelFilter;
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::subscriber::with_default;
+    use tracing::{Event, Metadata, Subscriber};
+
+    /// Takes everything up to `max`, keeps nothing.
+    struct Discard {
+        max: LevelFilter,
+        next: std::sync::atomic::AtomicU64,
+    }
+    impl Subscriber for Discard {
+        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+            self.max >= *metadata.level()
+        }
+        fn max_level_hint(&self) -> Option<LevelFilter> {
+            Some(self.max)
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1 + self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, _: &Event<'_>) {}
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+    let subscriber = |max| Discard {
+        max,
+        next: Default::default(),
+    };
+
+    for (name, workload) in [
+        (
+            "tracing_spawn",
+            spawn_join::<Ours> as fn(&Ours, u64) -> Duration,
+        ),
+        ("tracing_yield_one_task", yield_one::<Ours>),
+    ] {
+        let mut group = c.benchmark_group(name);
+        configure(&mut group);
+        let peer = Ours::new();
+        group.bench_function("no_subscriber", |b| {
+            b.iter_custom(|iters| workload(&peer, iters))
+        });
+        group.bench_function("filtered_out", |b| {
+            b.iter_custom(|iters| {
+                with_default(subscriber(LevelFilter::DEBUG), || workload(&peer, iters))
+            })
+        });
+        group.bench_function("traced", |b| {
+            b.iter_custom(|iters| {
+                with_default(subscriber(LevelFilter::TRACE), || workload(&peer, iters))
+            })
+        });
+        group.finish();
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+fn tracing_overhead(_: &mut Criterion) {}
+
 fn summary(_: &mut Criterion) {
     const PEERS: [(&str, &str); 6] = [
         ("clockworker", "clockworker"),
@@ -497,6 +566,29 @@ fn summary(_: &mut Criterion) {
         let _ = writeln!(out, "| u32 key, 64 queues | {v:.1} | – |");
     }
 
+    if estimate("tracing_spawn", "no_subscriber").is_some() {
+        let _ = writeln!(
+            out,
+            "\n| `tracing` feature (on) | no subscriber | subscriber at DEBUG | subscriber takes the spans |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|");
+        for (group, label) in [
+            ("tracing_spawn", "spawn + join (ns/task)"),
+            ("tracing_yield_one_task", "yield, 1 task (ns/yield)"),
+        ] {
+            let show = |id: &str| {
+                estimate(group, id).map_or_else(|| "–".to_string(), |v| format!("{v:.1}"))
+            };
+            let _ = writeln!(
+                out,
+                "| {label} | {} | {} | {} |",
+                show("no_subscriber"),
+                show("filtered_out"),
+                show("traced")
+            );
+        }
+    }
+
     println!("\n{out}");
     let dir =
         std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()) + "/bench-results";
@@ -506,6 +598,14 @@ fn summary(_: &mut Criterion) {
 }
 
 criterion_group!(
-    benches, spawn, yields, ping_pongs, selection, schedulers, lookup, summary
+    benches,
+    spawn,
+    yields,
+    ping_pongs,
+    selection,
+    schedulers,
+    lookup,
+    tracing_overhead,
+    summary
 );
 criterion_main!(benches);

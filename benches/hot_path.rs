@@ -29,7 +29,10 @@ fn run<P: Peer>(peer: &P, workload: &str, n: u64) -> Duration {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let workload = args.first().map_or("spawn", String::as_str);
     let executor = args.get(1).map_or("clockworker", String::as_str);
     let n: u64 = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200_000);

@@ -178,8 +178,16 @@ impl Core {
     ) -> Core {
         let weights: Vec<u32> = queues.iter().map(|(weight, _)| *weight).collect();
         let idle_spin = clock.to_ticks(hooks.idle_spin);
+        let shared = Shared::new(clock.clone());
+        #[cfg(feature = "tracing")]
+        let shared = shared.with_queue_names(
+            names
+                .iter()
+                .map(|name| crate::key::unquoted(name.clone()))
+                .collect(),
+        );
         Core {
-            shared: Arc::new(Shared::new(clock.clone())),
+            shared: Arc::new(shared),
             propagate_panics: config.propagate_panics,
             queues: queues
                 .into_iter()

@@ -56,6 +56,25 @@ pub trait QueueKey: Copy + Eq + Hash + Debug + 'static {
     fn name(self) -> &'static str;
 }
 
+/// A queue's name as metrics and task spans show it: its key's `Debug`
+/// form, without the quotes around a string key (`fg` for the key `"fg"`,
+/// `Foreground` for `Queue::Foreground`, `0` for `0`).
+pub(crate) fn queue_name(key: &dyn Debug) -> String {
+    unquoted(format!("{key:?}"))
+}
+
+/// A key's `Debug` form without the quotes around a string key (see
+/// [`queue_name`]).
+pub(crate) fn unquoted(debug: String) -> String {
+    match debug
+        .strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+    {
+        Some(inner) => inner.to_owned(),
+        None => debug,
+    }
+}
+
 /// Up to this many queues, a linear scan beats hashing.
 const LINEAR_MAX: usize = 8;
 

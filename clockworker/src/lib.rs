@@ -134,7 +134,10 @@
 //! [`Handle`]) return plain snapshots: per queue, polls, CPU time, spawned,
 //! completed, cancelled and panicked tasks, runnable tasks, slices,
 //! preemptions, lag, queue delay percentiles and the live groups. The
-//! executor-wide snapshot prints as a table.
+//! executor-wide snapshot prints as a table, and
+//! [`ExecutorStats::metrics`] (or [`PoolStats::metrics`]) flattens it into
+//! counters and gauges with stable Prometheus names, for whatever metrics
+//! client you use (see [`metrics`]).
 //!
 //! ```
 //! let executor = clockworker::ExecutorBuilder::new().with_queue("q", 1).build().unwrap();
@@ -291,6 +294,45 @@
 //! inside itself, [`Handle::current`] outside any executor, `spawn!` by key
 //! outside any executor, polling a `JoinHandle` again after it completed.
 //!
+//! # Tracing
+//!
+//! With the `tracing` feature, every task has a [`tracing`](https://docs.rs/tracing)
+//! span, made when the task is spawned:
+//!
+//! | | |
+//! |---|---|
+//! | name | `task` |
+//! | target | `clockworker::task` |
+//! | level | `TRACE` |
+//! | `queue` | the queue's key as `Debug` shows it, without the quotes of a string key (`fg`, `Foreground`, `0`) |
+//! | `group` | the task's [`GroupId`] as a number; absent for a task in no group |
+//! | `task_id` | [`TaskId::as_u64`] |
+//! | `spawned_at` | the spawn site, `file:line:column` (the [`TaskLabel`]) |
+//!
+//! The executor enters the span once for every poll of the task, and the
+//! drop of the task's future happens inside it too (the one after its last
+//! poll, or an abort's), so events that the task emits nest under it, and
+//! a subscriber that times spans (`tracing-subscriber`'s `fmt` layer with
+//! `FmtSpan::CLOSE` prints each span's busy and idle time when the task
+//! ends) shows which queue and which spawn site spent the time. A task
+//! whose future panics, in either panic mode, emits one `ERROR` event with
+//! target `clockworker::task`, the message `task panicked` and the panic's
+//! message in its `panic` field, inside its span.
+//!
+//! The spans are at `TRACE` because they are as frequent as polls (a busy
+//! executor polls millions of times a second): a subscriber listening at
+//! `DEBUG` or above pays nothing for them. Ask for them by target, for
+//! example `clockworker::task=trace` with `tracing-subscriber`'s
+//! `EnvFilter`. The panic events show at the default levels. Each span is
+//! a root span (no parent): a task outlives the code that spawned it; wrap
+//! a future in your own span (`tracing::Instrument`) to carry a request's
+//! context into a task. A span belongs to the subscriber that was the
+//! default where the task was spawned (the global one, usually).
+//!
+//! Without the feature none of this is compiled: a task and the run loop
+//! are the same as if it did not exist. With it, a task that no subscriber
+//! traces costs one level check at its spawn and one branch per poll.
+//!
 //! # Memory
 //!
 //! A task is one allocation (async-task). After a burst, the executor gives
@@ -308,6 +350,9 @@
 //!   current-thread runtime. clockworker's own scheduler and host yields
 //!   take the budget's place.
 //! - `macros` (default): the attribute macros, the derive and `spawn!`.
+//! - `cron`: cron jobs (`JobBuilder::cron`), with croner and chrono-tz.
+//! - `tracing`: a span per task and an event per task panic (see
+//!   [Tracing](#tracing)).
 
 #![warn(
     missing_docs,
@@ -335,6 +380,7 @@ mod key;
 mod loom_tests;
 mod macro_support;
 mod macros;
+pub mod metrics;
 mod park;
 pub mod pool;
 mod queue;
@@ -348,6 +394,7 @@ mod stats;
 mod sync;
 mod task;
 pub mod time;
+mod trace;
 mod yield_now;
 
 pub use builder::ExecutorBuilder;

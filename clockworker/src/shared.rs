@@ -179,6 +179,9 @@ pub(crate) struct Shared {
     /// (`u64::MAX`: none): an idle executor asks again only for an earlier
     /// one.
     pub(crate) rings_at: AtomicU64,
+    /// The queues' names, by index, for the tasks' spans.
+    #[cfg(feature = "tracing")]
+    queue_names: Box<[String]>,
 }
 
 /// What the hooks for executors that work together (a pool) count, readable
@@ -211,7 +214,27 @@ impl Shared {
             deadlines: std::sync::OnceLock::new(),
             next_deadline: AtomicU64::new(u64::MAX),
             rings_at: AtomicU64::new(u64::MAX),
+            #[cfg(feature = "tracing")]
+            queue_names: Box::default(),
         }
+    }
+
+    /// The same, with the queues' names (for the tasks' spans).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn with_queue_names(self, queue_names: Box<[String]>) -> Shared {
+        Shared {
+            queue_names,
+            ..self
+        }
+    }
+
+    /// The name of queue `index` (empty for an executor that has none: a
+    /// task spawned after its executor is gone).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn queue_name(&self, index: u32) -> &str {
+        self.queue_names
+            .get(index as usize)
+            .map_or("", String::as_str)
     }
 
     fn injector(&self) -> MutexGuard<'_, Injector> {

@@ -43,6 +43,7 @@ use crate::error::{JoinError, TaskPanic};
 use crate::join::JoinHandle;
 use crate::shared::Shared;
 use crate::sync::{Mutex, MutexGuard};
+use crate::trace::{self, TaskSpan};
 
 /// An opaque, process-unique identifier of a task.
 ///
@@ -198,6 +199,12 @@ impl TaskLabel {
     /// spawned there (the stall watchdog's key for it).
     pub(crate) fn address(&self) -> usize {
         std::ptr::from_ref(self.0) as usize
+    }
+
+    /// The spawn site; displays as `file:line:column`.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn location(&self) -> &'static Location<'static> {
+        self.0
     }
 }
 
@@ -394,8 +401,19 @@ pub(crate) struct TaskSpec {
 }
 
 impl TaskSpec {
+    /// The new task's header, whether its panics propagate, and its span.
     #[inline]
-    fn header(self, local: bool) -> (Header, bool) {
+    fn header(self, local: bool) -> (Header, bool, TaskSpan) {
+        let id = TaskId::next();
+        #[cfg(feature = "tracing")]
+        let span = TaskSpan::new(
+            self.shared.queue_name(self.queue),
+            self.placement.group.map(|(group, _)| group),
+            id,
+            self.label,
+        );
+        #[cfg(not(feature = "tracing"))]
+        let span = TaskSpan::none();
         let placement = &self.placement;
         let home = if self.movable && !local {
             Home::movable(self.shared)
@@ -404,7 +422,7 @@ impl TaskSpec {
         };
         let header = Header {
             home,
-            id: TaskId::next(),
+            id,
             queue: self.queue,
             label: self.label,
             woken_at: AtomicU64::new(self.now),
@@ -418,7 +436,7 @@ impl TaskSpec {
             placement: (placement.group.is_some() || placement.hint != 0)
                 .then(|| Box::new(self.placement)),
         };
-        (header, self.propagate_panics)
+        (header, self.propagate_panics, span)
     }
 
     /// Builds a task whose future may be `!Send`: its `Runnable` must be
@@ -428,9 +446,9 @@ impl TaskSpec {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let (header, propagate) = self.header(true);
+        let (header, propagate, span) = self.header(true);
         let (runnable, task) = Builder::new().metadata(header).spawn_local(
-            move |_| TaskFuture::new(future, propagate),
+            move |_| trace::instrument(TaskFuture::new(future, propagate), span),
             WithInfo(crate::context::schedule),
         );
         (runnable, JoinHandle::new(task))
@@ -443,9 +461,9 @@ impl TaskSpec {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (header, propagate) = self.header(false);
+        let (header, propagate, span) = self.header(false);
         let (runnable, task) = Builder::new().metadata(header).spawn(
-            move |_| TaskFuture::new(future, propagate),
+            move |_| trace::instrument(TaskFuture::new(future, propagate), span),
             WithInfo(crate::context::schedule),
         );
         (runnable, JoinHandle::new(task))
@@ -582,7 +600,8 @@ pub(crate) fn take_propagating_panic() -> Option<Box<dyn Any + Send>> {
 
 pin_project_lite::pin_project! {
     /// The future the executor actually polls: the user's future, with
-    /// panics caught, aborts obeyed and the outcome reported.
+    /// panics caught, aborts obeyed and the outcome reported. With the
+    /// `tracing` feature, it runs inside the task's span (`trace::Traced`).
     #[project = TaskFutureProj]
     pub(crate) enum TaskFuture<F> {
         Running {
@@ -611,26 +630,15 @@ impl<F: Future> TaskFuture<F> {
     fn finish(mut self: Pin<&mut Self>) -> Result<(), Box<dyn Any + Send>> {
         std::panic::catch_unwind(AssertUnwindSafe(|| self.set(TaskFuture::Done)))
     }
-}
 
-/// The error a join handle gets for a task panic: in propagate mode the
-/// payload stays for the run loop to resume and the handle gets the message.
-fn report_panic(payload: Box<dyn Any + Send>, propagate: bool) -> JoinError {
-    let panic = if propagate {
-        let message = TaskPanic::message_of(payload.as_ref());
-        PROPAGATING.set(Some(payload));
-        TaskPanic::from_message(message)
-    } else {
-        TaskPanic::new(payload)
-    };
-    JoinError::Panic(panic)
-}
-
-impl<F: Future> Future for TaskFuture<F> {
-    type Output = Result<F::Output, JoinError>;
-
-    #[inline]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    /// Does what the run loop asked (see [`Signal`]); a panic is reported
+    /// in `span` too (the task's span, inside which this runs).
+    #[inline(always)]
+    pub(crate) fn run(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        span: &TaskSpan,
+    ) -> Poll<Result<F::Output, JoinError>> {
         let request = SIGNAL.get();
         let (propagate, parked) = match self.as_mut().project() {
             TaskFutureProj::Running {
@@ -642,6 +650,10 @@ impl<F: Future> Future for TaskFuture<F> {
             TaskFutureProj::Done => return Poll::Pending,
         };
         let finished = |outcome| Signal::finished(outcome, parked);
+        let panicked = |payload: Box<dyn Any + Send>, propagate| {
+            span.panicked(payload.as_ref());
+            Poll::Ready(Err(report_panic(payload, propagate)))
+        };
 
         if request != Signal::Poll {
             // Abort (inside a run) or drop (outside any run).
@@ -652,8 +664,7 @@ impl<F: Future> Future for TaskFuture<F> {
                 }
                 Err(payload) => {
                     SIGNAL.set(finished(Outcome::Panicked));
-                    let propagate = propagate && request == Signal::Abort;
-                    Poll::Ready(Err(report_panic(payload, propagate)))
+                    panicked(payload, propagate && request == Signal::Abort)
                 }
             };
         }
@@ -686,7 +697,7 @@ impl<F: Future> Future for TaskFuture<F> {
                 }
                 Err(payload) => {
                     SIGNAL.set(finished(Outcome::Panicked));
-                    Poll::Ready(Err(report_panic(payload, propagate)))
+                    panicked(payload, propagate)
                 }
             },
             Err(payload) => {
@@ -694,8 +705,30 @@ impl<F: Future> Future for TaskFuture<F> {
                 // second panic is dropped.
                 let _ = self.finish();
                 SIGNAL.set(finished(Outcome::Panicked));
-                Poll::Ready(Err(report_panic(payload, propagate)))
+                panicked(payload, propagate)
             }
         }
+    }
+}
+
+/// The error a join handle gets for a task panic: in propagate mode the
+/// payload stays for the run loop to resume and the handle gets the message.
+fn report_panic(payload: Box<dyn Any + Send>, propagate: bool) -> JoinError {
+    let panic = if propagate {
+        let message = TaskPanic::message_of(payload.as_ref());
+        PROPAGATING.set(Some(payload));
+        TaskPanic::from_message(message)
+    } else {
+        TaskPanic::new(payload)
+    };
+    JoinError::Panic(panic)
+}
+
+impl<F: Future> Future for TaskFuture<F> {
+    type Output = Result<F::Output, JoinError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.run(cx, &TaskSpan::none())
     }
 }
