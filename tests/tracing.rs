@@ -589,3 +589,53 @@ fn a_pools_tasks_get_spans_and_panic_events() {
     assert_task_span(&span, "fg", 1);
     assert_one_panic_event(subscriber, span_id, "in a pool");
 }
+
+// ----- stalls ------------------------------------------------------------------
+
+/// A stalled poll is two warnings: one from the watchdog's thread while
+/// it runs, one from the executor's thread when it ends. The global
+/// subscriber sees both (a callsite first hit on a thread without a
+/// subscriber is never enabled for a scoped one).
+#[test]
+fn a_stalled_poll_is_a_warning_naming_its_spawn_site() {
+    let subscriber = global();
+    let (line, id) = std::thread::spawn(|| {
+        let executor = ExecutorBuilder::new()
+            .with_queue("q", 1)
+            .with_stall_threshold(std::time::Duration::from_millis(5))
+            .build()
+            .unwrap();
+        let queue = executor.queue("q").unwrap();
+        let handle =
+            queue.spawn(async { std::thread::sleep(std::time::Duration::from_millis(30)) });
+        let line = handle.label().line();
+        let id = handle.id();
+        executor.block_on(handle).unwrap();
+        (line, id)
+    })
+    .join()
+    .unwrap();
+    let task = id.as_u64().to_string();
+    let stalls: Vec<EventSeen> = subscriber
+        .events()
+        .into_iter()
+        .filter(|event| {
+            event.target == "clockworker::stall"
+                && event.fields.get("task").map(String::as_str) == Some(task.as_str())
+        })
+        .collect();
+    assert_eq!(stalls.len(), 2, "{stalls:?}");
+    let running: Vec<&str> = stalls
+        .iter()
+        .map(|event| event.fields.get("running").map_or("", String::as_str))
+        .collect();
+    assert_eq!(running, ["true", "false"]);
+    for stall in &stalls {
+        assert_eq!(stall.level, Level::WARN);
+        assert_eq!(stall.fields.get("queue").map(String::as_str), Some("\"q\""));
+        let site = stall.fields.get("spawn_site").cloned().unwrap_or_default();
+        assert_eq!(site, format!("{}:{line}", file!()));
+    }
+    let elapsed: u64 = stalls[1].fields["elapsed_us"].parse().unwrap();
+    assert!(elapsed >= 30_000, "{elapsed}");
+}

@@ -215,7 +215,10 @@ impl<K> ExecutorBuilder<K> {
     ///
     /// Reports go to the [`on_stall`](Self::on_stall) handler and, with the
     /// `tracing` feature, to a `tracing` warning (target
-    /// `clockworker::stall`); with neither, a line goes to standard error.
+    /// `clockworker::stall`; the report while the poll runs comes from the
+    /// watchdog's own thread, so set the subscriber as the global default,
+    /// not only for the executor's thread); with neither, a line goes to
+    /// standard error.
     /// Each queue's stats count its stalls and the longest one
     /// ([`QueueStats::stalls`](crate::QueueStats::stalls)). The watchdog
     /// thread ends when the executor is dropped.
