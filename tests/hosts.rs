@@ -292,3 +292,39 @@ fn host_yields_continue_with_one_queue_of_tiny_polls() {
     assert!(stats.host_yields > 50, "{} host yields", stats.host_yields);
     assert!(stats.queues[1].polls > 10_000);
 }
+
+/// A `run_until` future that polls slowly (here: 50 µs per poll, longer
+/// than the gap after which the executor hands its host a turn for IO)
+/// and wakes itself in a loop must not keep a lighter queue from running
+/// while a heavier one is idle: every host turn polls at least one task
+/// before it hands control back for IO. (Found in debug builds, where a
+/// `stats()` call in such a loop takes that long.)
+#[test]
+fn a_slow_self_waking_run_until_future_does_not_starve_a_lighter_queue() {
+    for host in ["smol", "tokio"] {
+        let executor = two_queues();
+        let fg = executor.queue("fg").unwrap();
+        let bg = executor.queue("bg").unwrap();
+        let done = Rc::new(Cell::new(0));
+        for queue in [&fg, &fg, &bg, &bg] {
+            let done = done.clone();
+            queue.spawn(async move {
+                yield_now().await;
+                yield_now().await;
+                done.set(done.get() + 1);
+            });
+        }
+        let started = Instant::now();
+        let main = executor.run_until(async {
+            while done.get() < 4 && started.elapsed() < Duration::from_secs(5) {
+                spin(Duration::from_micros(50));
+                yield_now().await;
+            }
+        });
+        match host {
+            "smol" => smol::block_on(main),
+            _ => common::tokio_runtime().block_on(main),
+        }
+        assert_eq!(done.get(), 4, "{host}: the tasks did not all finish in 5 s");
+    }
+}

@@ -90,6 +90,10 @@ pub(crate) struct Turn {
     /// is a host at all (`run_until`, not `block_on`).
     host_started: Cell<u64>,
     has_host: Cell<bool>,
+    /// A task has been polled since the host last handed control over:
+    /// only then may the executor hand it back early for IO (see
+    /// [`Turn::host_idle_for`]).
+    polled_for_host: Cell<bool>,
     /// While a heavier queue is idle, the host gets control back at a turn
     /// boundary once this much time has passed since it last had it (see
     /// [`Turn::hand_off_first`] and [`IO_GAP`]).
@@ -110,6 +114,7 @@ impl Turn {
             dry_gap: clock.to_ticks(DRY_GAP),
             host_started: Cell::new(0),
             has_host: Cell::new(false),
+            polled_for_host: Cell::new(false),
             short_poll: clock.to_ticks(std::time::Duration::from_micros(1)),
             clock,
             sched: RefCell::new(Eevdf::new(weights, slice)),
@@ -154,6 +159,7 @@ impl Turn {
         self.now.set(now);
         self.host_started.set(now);
         self.has_host.set(host_yield);
+        self.polled_for_host.set(false);
         let deadline = if host_yield {
             now.saturating_add(self.host_yield)
         } else {
@@ -228,10 +234,16 @@ impl Turn {
         self.host_idle_for(self.io_gap)
     }
 
-    /// There is a host, and it has not had control for `gap` ticks.
+    /// There is a host, it has not had control for `gap` ticks, and a task
+    /// has been polled since it last had it. Without that last condition a
+    /// `run_until` future whose polls take longer than `gap` and that wakes
+    /// itself would use up every host turn: the executor would hand control
+    /// back before any task ran, and a lighter queue would starve.
     #[inline]
     fn host_idle_for(&self, gap: u64) -> bool {
-        self.has_host.get() && self.now.get().saturating_sub(self.host_started.get()) >= gap
+        self.has_host.get()
+            && self.polled_for_host.get()
+            && self.now.get().saturating_sub(self.host_started.get()) >= gap
     }
 
     // ----- sampling ----------------------------------------------------------
@@ -247,6 +259,7 @@ impl Turn {
     /// `force`), and says whether it was.
     #[inline]
     pub(crate) fn poll_ended(&self, force: bool) -> bool {
+        self.polled_for_host.set(true);
         let unsampled = self.unsampled.get() + 1;
         self.unsampled.set(unsampled);
         let sampled = force || self.contended.get() || unsampled >= self.stride.get();
