@@ -277,18 +277,24 @@ pub(crate) const MOVED_IN: u8 = 2;
 /// address, and the executor it is compared with is alive too.
 pub(crate) enum Home {
     Fixed(Arc<Shared>),
-    Movable {
-        address: AtomicUsize,
-        shared: Mutex<Arc<Shared>>,
-    },
+    /// Boxed: every task's header has room for its home, and the fixed one
+    /// is one pointer (16 bytes with the tag, not 32). A smaller task is a
+    /// cheaper allocation: at 120 bytes or less it fits glibc's fast bins.
+    Movable(Box<MovableHome>),
+}
+
+/// The home of a task that may move (see [`Home`]).
+pub(crate) struct MovableHome {
+    address: AtomicUsize,
+    shared: Mutex<Arc<Shared>>,
 }
 
 impl Home {
     fn movable(shared: Arc<Shared>) -> Home {
-        Home::Movable {
+        Home::Movable(Box::new(MovableHome {
             address: AtomicUsize::new(address_of(&shared)),
             shared: Mutex::new(shared),
-        }
+        }))
     }
 }
 
@@ -331,7 +337,7 @@ impl Header {
     pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
         match &self.home {
             Home::Fixed(home) => Arc::ptr_eq(home, shared),
-            Home::Movable { address, .. } => address.load(Ordering::Acquire) == address_of(shared),
+            Home::Movable(home) => home.address.load(Ordering::Acquire) == address_of(shared),
         }
     }
 
@@ -340,27 +346,23 @@ impl Header {
     pub(crate) fn home(&self) -> Cow<'_, Arc<Shared>> {
         match &self.home {
             Home::Fixed(home) => Cow::Borrowed(home),
-            Home::Movable { shared, .. } => Cow::Owned(lock(shared).clone()),
+            Home::Movable(home) => Cow::Owned(lock(&home.shared).clone()),
         }
     }
 
     /// The task may be handed to another executor (see [`Home`]).
     #[inline]
     pub(crate) fn movable(&self) -> bool {
-        matches!(self.home, Home::Movable { .. })
+        matches!(self.home, Home::Movable(_))
     }
 
     /// Makes `shared` the task's executor; only for a movable task that
     /// its current executor holds, queued (see [`Home`]).
     pub(crate) fn move_to(&self, shared: Arc<Shared>) {
-        if let Home::Movable {
-            address,
-            shared: home,
-        } = &self.home
-        {
-            let mut home = lock(home);
-            address.store(address_of(&shared), Ordering::Release);
-            *home = shared;
+        if let Home::Movable(home) = &self.home {
+            let mut owner = lock(&home.shared);
+            home.address.store(address_of(&shared), Ordering::Release);
+            *owner = shared;
         }
     }
 }
