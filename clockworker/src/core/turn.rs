@@ -366,6 +366,11 @@ impl Turn {
     /// eligible.
     #[inline]
     pub(crate) fn activate(&self, queue: usize) -> bool {
+        if self.running.get() == queue {
+            // The running queue is active: a wake into it while it runs
+            // (a ping-pong between two of its tasks) needs no scheduler.
+            return false;
+        }
         let mut sched = self.sched.borrow_mut();
         if sched.is_active(queue) {
             return false;
