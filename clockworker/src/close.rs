@@ -19,19 +19,52 @@ use crate::run::RunUntil;
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Closed {
     core: Rc<Core>,
+    /// Its place among the executor's waiters, given back when it is
+    /// dropped: a `Closed` made and dropped in every connection's task
+    /// leaves nothing behind.
+    key: Option<usize>,
 }
 
 impl Closed {
     pub(crate) fn new(core: Rc<Core>) -> Closed {
-        Closed { core }
+        Closed { core, key: None }
     }
 }
 
 impl Future for Closed {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.core.poll_closed(cx)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        this.core.poll_closed(cx, &mut this.key)
+    }
+}
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        self.core.forget_waiter(&mut self.key, false);
+    }
+}
+
+/// Ready once every task has finished (see `Core::poll_drained`); gives
+/// its place among the waiters back when dropped.
+struct Drained<'a> {
+    core: &'a Core,
+    key: Option<usize>,
+}
+
+impl Future for Drained<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        this.core.poll_drained(cx, &mut this.key)
+    }
+}
+
+impl Drop for Drained<'_> {
+    fn drop(&mut self) {
+        self.core.forget_waiter(&mut self.key, true);
     }
 }
 
@@ -164,7 +197,7 @@ impl<K> ShutdownReport<K> {
 /// on this thread (the caller is its `run_until` future, or one of its
 /// tasks), in which case it only waits.
 async fn drain(core: &Rc<Core>, deadline: Option<Instant>) -> bool {
-    let drained = std::future::poll_fn(|cx| core.poll_drained(cx));
+    let drained = Drained { core, key: None };
     let until = async {
         match deadline {
             None => {
@@ -230,5 +263,48 @@ async fn shutdown<K: Copy>(core: &Rc<Core>, keys: &[K], timeout: Duration) -> Sh
         queues,
         drained,
         elapsed: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Waker};
+
+    use crate::ExecutorBuilder;
+
+    /// `closed()` and `drain()` futures made and dropped before they are
+    /// ready (a `select` in every connection's task) leave no waiter
+    /// behind; ready ones neither.
+    #[test]
+    fn dropped_waiting_futures_leave_nothing_behind() {
+        let executor = ExecutorBuilder::new().with_queue(0, 1).build().unwrap();
+        let handle = executor.handle();
+        let core = handle.core().clone();
+        // A task that stays alive, so that drains wait.
+        let parked = executor
+            .queue(0)
+            .unwrap()
+            .spawn(std::future::pending::<()>());
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..1_000 {
+            let mut closed = pin!(handle.closed());
+            assert!(closed.as_mut().poll(&mut cx).is_pending());
+            let mut drain = pin!(handle.drain());
+            assert!(drain.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(core.waiters(), (0, 0));
+        // Waiting ones are there, and gone once ready.
+        let mut closed = Box::pin(handle.closed());
+        assert!(closed.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(core.waiters(), (0, 1));
+        handle.close();
+        assert!(closed.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(core.waiters(), (0, 0));
+        drop(closed);
+        parked.abort();
+        executor.block_on(executor.drain());
+        assert_eq!(core.waiters(), (0, 0));
     }
 }

@@ -69,6 +69,7 @@ mod registry;
 mod run_loop;
 mod shed;
 mod turn;
+mod waiters;
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -151,7 +152,7 @@ pub(crate) struct Core {
     /// its tasks are cancelled; its tasks finish (see `core/close.rs`).
     closing: std::cell::Cell<bool>,
     /// Woken when the executor closes (`Handle::closed`).
-    close_waiters: std::cell::RefCell<Vec<std::task::Waker>>,
+    close_waiters: waiters::Waiters,
     pub(crate) runners: Runners,
     /// The executor's `KeyTable<K>`, for looking keys up without knowing `K`
     /// (`spawn!(key, ..)`, `Handle::current`), and the keys' `Debug` names.

@@ -15,7 +15,7 @@
 //!   every queued and parked task's future is dropped and counted as
 //!   cancelled.
 
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use super::Core;
 use crate::shared::REMOTE;
@@ -38,29 +38,37 @@ impl Core {
         self.closing.get() || self.closed.get()
     }
 
-    /// Ready once the executor is closed or dropped.
-    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Ready once the executor is closed or dropped. `key` is the
+    /// caller's place among the waiters: give it back with
+    /// [`forget_waiter`](Core::forget_waiter) if the caller stops waiting.
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>, key: &mut Option<usize>) -> Poll<()> {
         if self.is_closing() {
+            self.close_waiters.remove(key);
             return Poll::Ready(());
         }
-        let mut waiters = self.close_waiters.borrow_mut();
-        if !waiters.iter().any(|waker| waker.will_wake(cx.waker())) {
-            waiters.push(cx.waker().clone());
-        }
+        self.close_waiters.register(key, 0, cx.waker());
         Poll::Pending
     }
 
     pub(super) fn wake_close_waiters(&self) {
-        let waiters = std::mem::take(&mut *self.close_waiters.borrow_mut());
-        for waker in waiters {
-            waker.wake();
+        self.close_waiters.wake_at_least(0);
+    }
+
+    /// The caller of [`poll_closed`](Core::poll_closed) (`closed`) or
+    /// [`poll_drained`](Core::poll_drained) (`drained`) stops waiting.
+    pub(crate) fn forget_waiter(&self, key: &mut Option<usize>, drained: bool) {
+        if drained {
+            self.registry.drained.remove(key);
+        } else {
+            self.close_waiters.remove(key);
         }
     }
 
     /// Ready once every task has finished: none is alive, none waits in the
     /// injector. Polled from one of the executor's own tasks, once that
-    /// task is the last one alive.
-    pub(crate) fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// task is the last one alive. `key` as for
+    /// [`poll_closed`](Core::poll_closed).
+    pub(crate) fn poll_drained(&self, cx: &mut Context<'_>, key: &mut Option<usize>) -> Poll<()> {
         let (bound, done) = if self.poll.in_task() {
             (
                 1,
@@ -70,6 +78,7 @@ impl Core {
             (0, self.is_drained())
         };
         if done {
+            self.registry.drained.remove(key);
             return Poll::Ready(());
         }
         if self.live_tasks() <= bound {
@@ -77,9 +86,16 @@ impl Core {
             // taken it in.
             cx.waker().wake_by_ref();
         } else {
-            self.wake_when_at_most(bound, cx.waker());
+            self.registry.drained.register(key, bound, cx.waker());
         }
         Poll::Pending
+    }
+
+    /// Waiters registered now: on `drain`, and on `closed` (for tests of
+    /// what dropped futures leave behind).
+    #[cfg(test)]
+    pub(crate) fn waiters(&self) -> (usize, usize) {
+        (self.registry.drained.len(), self.close_waiters.len())
     }
 
     /// Every task is done and nothing waits in the injector.
@@ -92,10 +108,5 @@ impl Core {
     pub(crate) fn ended_unfinished(&self, index: usize) -> u64 {
         let counters = &self.queues[index].counters;
         counters.cancelled.get() + counters.panicked.get()
-    }
-
-    /// Wakes `waker` once at most `bound` tasks are alive.
-    pub(crate) fn wake_when_at_most(&self, bound: usize, waker: &Waker) {
-        self.registry.wake_when_at_most(bound, waker);
     }
 }

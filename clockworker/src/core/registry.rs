@@ -35,11 +35,8 @@ pub(crate) struct Registry {
     parked: RefCell<Wakers>,
     /// Tasks alive: spawned (and seen, for remote spawns) and not finished.
     live: Cell<usize>,
-    /// Woken when `live` drops to their bound or below (see
-    /// `Core::wake_when_drained`), and one more than the largest bound
-    /// (zero: nobody waits), so that a release checks one number.
-    waiters: RefCell<Vec<(usize, Waker)>>,
-    wake_below: Cell<usize>,
+    /// Woken when `live` drops to their bound or below (`drain`).
+    pub(crate) drained: super::waiters::Waiters,
 }
 
 impl std::fmt::Debug for Registry {
@@ -79,42 +76,9 @@ impl Registry {
     pub(crate) fn release(&self) {
         let live = self.live.get().saturating_sub(1);
         self.live.set(live);
-        if live < self.wake_below.get() {
-            self.wake_waiters(live);
+        if self.drained.any_at_least(live) {
+            self.drained.wake_at_least(live);
         }
-    }
-
-    /// Wakes the waiters whose bound `live` has reached.
-    #[cold]
-    #[inline(never)]
-    fn wake_waiters(&self, live: usize) {
-        let woken: Vec<Waker> = {
-            let mut waiters = self.waiters.borrow_mut();
-            let (due, keep): (Vec<_>, Vec<_>) =
-                waiters.drain(..).partition(|(at_most, _)| live <= *at_most);
-            *waiters = keep;
-            self.wake_below.set(
-                waiters
-                    .iter()
-                    .map(|(at_most, _)| at_most + 1)
-                    .max()
-                    .unwrap_or(0),
-            );
-            due.into_iter().map(|(_, waker)| waker).collect()
-        };
-        for waker in woken {
-            waker.wake();
-        }
-    }
-
-    /// Wakes `waker` once at most `at_most` tasks are left. A waker that
-    /// wakes the same task as one already waiting replaces it.
-    pub(crate) fn wake_when_at_most(&self, at_most: usize, waker: &Waker) {
-        let mut waiters = self.waiters.borrow_mut();
-        waiters.retain(|(_, other)| !other.will_wake(waker));
-        waiters.push((at_most, waker.clone()));
-        self.wake_below
-            .set(self.wake_below.get().max(at_most.saturating_add(1)));
     }
 
     /// The task is registered (it has parked before).
@@ -136,9 +100,7 @@ impl Registry {
     pub(crate) fn take_all(&self) -> Wakers {
         self.live.set(0);
         let parked = std::mem::take(&mut *self.parked.borrow_mut());
-        if self.wake_below.get() > 0 {
-            self.wake_waiters(0);
-        }
+        self.drained.wake_at_least(0);
         parked
     }
 

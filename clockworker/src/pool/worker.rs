@@ -238,6 +238,9 @@ pub(crate) fn run<K>(
     drop(boot);
 
     let control = &pool.controls[index];
+    // The worker's place among its executor's drain waiters (the executor,
+    // and the place with it, goes away when the worker stops).
+    let mut drain_key = None;
     let until_stopped = std::future::poll_fn(|cx| {
         match control.register_and_read(cx.waker()) {
             RUNNING => Poll::Pending,
@@ -246,7 +249,7 @@ pub(crate) fn run<K>(
                 // tasks are refused (the pool refuses its own already), and
                 // the worker stops once every task has finished.
                 core.close();
-                core.poll_drained(cx)
+                core.poll_drained(cx, &mut drain_key)
             }
             _ => Poll::Ready(()),
         }
