@@ -64,7 +64,8 @@
 //!   idle window;
 //! - `POOL_STEALING=1` adds the column of the pool with stealing on;
 //! - `POOL_SPIN_US=20` sets the pool's `spin_before_park` (default: the
-//!   pool's default, none).
+//!   pool's default, 20 µs when the machine has more CPUs than workers and
+//!   none otherwise).
 //!
 //! Run with `cargo bench --bench pool`: prints tables in markdown and
 //! writes them to `target/bench-results/pool.md`.
@@ -158,16 +159,16 @@ impl Config {
     }
 }
 
-/// The clockworker pool's `spin_before_park`: `POOL_SPIN_US` microseconds,
-/// or the pool's default.
-fn spin_before_park() -> Duration {
-    std::env::var("POOL_SPIN_US")
+/// The pool builder with `spin_before_park` set to `POOL_SPIN_US`
+/// microseconds, if given (else the pool's default).
+fn with_spin<K>(builder: clockworker::PoolBuilder<K>) -> clockworker::PoolBuilder<K> {
+    let spin = std::env::var("POOL_SPIN_US")
         .ok()
-        .and_then(|us| us.trim().parse::<u64>().ok())
-        .map_or(
-            clockworker::PoolBuilder::<u8>::DEFAULT_SPIN_BEFORE_PARK,
-            Duration::from_micros,
-        )
+        .and_then(|us| us.trim().parse::<u64>().ok());
+    match spin {
+        Some(us) => builder.spin_before_park(Duration::from_micros(us)),
+        None => builder,
+    }
 }
 
 /// Whether environment variable `name` is set, and neither empty nor `0`.
@@ -282,10 +283,7 @@ impl<const STEALING: bool> Runtime for ClockworkerPool<STEALING> {
     type Spawner = Arc<Pool<u8>>;
 
     fn build(workers: usize) -> Result<Self, String> {
-        let mut builder = Pool::builder()
-            .workers(workers)
-            .with_queue(0u8, 1)
-            .spin_before_park(spin_before_park());
+        let mut builder = with_spin(Pool::builder().workers(workers).with_queue(0u8, 1));
         if STEALING {
             builder = builder.with_stealing(0);
         }
@@ -1159,13 +1157,14 @@ const TOKIO_FG_BG: &str = "tokio multi-thread fg+bg";
 const TWO_TOKIO: &str = "two tokio multi-thread runtimes (fg, bg)";
 
 fn latency_pool(config: &Config, workers: usize, with_background: bool) -> Latency {
-    let pool = Pool::builder()
-        .workers(workers)
-        .with_queue(Queue::Foreground, 8)
-        .with_queue(Queue::Background, 1)
-        .spin_before_park(spin_before_park())
-        .build()
-        .expect("valid pool");
+    let pool = with_spin(
+        Pool::builder()
+            .workers(workers)
+            .with_queue(Queue::Foreground, 8)
+            .with_queue(Queue::Background, 1),
+    )
+    .build()
+    .expect("valid pool");
     let load = with_background.then(|| {
         BackgroundLoad::start(workers, |i, stop| {
             Unwrap(pool.spawn_on(i % workers, Queue::Background, move || {

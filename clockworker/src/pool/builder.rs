@@ -98,7 +98,8 @@ pub struct PoolBuilder<K> {
     pub(crate) panic_on_task_panic: bool,
     pub(crate) time_slice: Duration,
     pub(crate) host_yield_interval: Duration,
-    pub(crate) spin_before_park: Duration,
+    /// `None`: chosen at `build` (see [`PoolBuilder::spin_before_park`]).
+    pub(crate) spin_before_park: Option<Duration>,
     pub(crate) stall: StallConfig,
 }
 
@@ -109,10 +110,15 @@ impl<K> Default for PoolBuilder<K> {
 }
 
 impl<K> PoolBuilder<K> {
-    /// The default [`spin_before_park`](Self::spin_before_park): none, a
-    /// worker that runs out of work parks at once (as glommio's executors
+    /// The default [`spin_before_park`](Self::spin_before_park) when the
+    /// machine has no core to spare (as many workers as CPUs, or more): none,
+    /// a worker that runs out of work parks at once (as glommio's executors
     /// and tokio's current-thread runtime do).
     pub const DEFAULT_SPIN_BEFORE_PARK: Duration = Duration::ZERO;
+
+    /// The default [`spin_before_park`](Self::spin_before_park) when the
+    /// machine has more CPUs than the pool has workers: 20 µs.
+    pub const SPARE_CORE_SPIN_BEFORE_PARK: Duration = Duration::from_micros(20);
 
     /// A builder with no queues: as many workers as the machine has
     /// available parallelism (at least 1), [`Placement::Unbound`], task
@@ -130,7 +136,7 @@ impl<K> PoolBuilder<K> {
             panic_on_task_panic: false,
             time_slice: ExecutorBuilder::<K>::DEFAULT_TIME_SLICE,
             host_yield_interval: ExecutorBuilder::<K>::DEFAULT_HOST_YIELD_INTERVAL,
-            spin_before_park: Self::DEFAULT_SPIN_BEFORE_PARK,
+            spin_before_park: None,
             stall: StallConfig::default(),
         }
     }
@@ -243,18 +249,27 @@ impl<K> PoolBuilder<K> {
     }
 
     /// How long a worker that runs out of work keeps checking for more
-    /// (spinning on its doorbell) before its thread sleeps in its host
-    /// (default: not at all). A reply from another worker that comes within
-    /// that time costs no futex sleep and wake-up: a round trip between two
-    /// workers took about 50 µs without and under 1 µs with 20 µs of spinning on the
-    /// 2-core development VM (`POOL_SPIN_US=20 cargo bench --bench pool`).
-    /// The price is up to that much CPU each time a worker runs dry, taken
-    /// from other threads when the machine has no core to spare (spawns
-    /// from a third thread into 2 workers on 2 cores got up to 1.5× slower
-    /// there). Give workers a core each before turning it on. An idle pool
-    /// never spins: only a worker that just ran out of work does, once.
+    /// (spinning on its doorbell) before its thread sleeps in its host.
+    ///
+    /// A spawn or reply that comes within that time costs no futex sleep
+    /// and wake-up. A round trip between two workers took about 50 µs
+    /// without spinning and under 1 µs with 20 µs of it on the 2-core
+    /// development VM (`POOL_SPIN_US=20 cargo bench --bench pool`). On a
+    /// 16-core machine, 10,000 spawns from outside into 4–16 workers cost
+    /// 1.9–2.0 µs each without spinning and 1.0–1.1 µs with 20 µs of it.
+    ///
+    /// The price is up to that much CPU each time a worker runs dry. When
+    /// the machine has no core to spare, that CPU is taken from other
+    /// threads: spawns from a third thread into 2 workers on 2 cores got up
+    /// to 1.5× slower.
+    ///
+    /// Default: [`SPARE_CORE_SPIN_BEFORE_PARK`](Self::SPARE_CORE_SPIN_BEFORE_PARK)
+    /// (20 µs) when the machine has more CPUs than the pool has workers,
+    /// [`DEFAULT_SPIN_BEFORE_PARK`](Self::DEFAULT_SPIN_BEFORE_PARK) (none)
+    /// otherwise. An idle pool never spins: only a worker that just ran out
+    /// of work does, once.
     pub fn spin_before_park(mut self, spin: Duration) -> Self {
-        self.spin_before_park = spin;
+        self.spin_before_park = Some(spin);
         self
     }
 
@@ -331,7 +346,14 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> PoolBuilder<K> {
             time_slice: self.time_slice,
             host_yield_interval: self.host_yield_interval,
             on_worker_start: self.on_worker_start,
-            spin_before_park: self.spin_before_park,
+            spin_before_park: self.spin_before_park.unwrap_or_else(|| {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                if cpus > workers {
+                    Self::SPARE_CORE_SPIN_BEFORE_PARK
+                } else {
+                    Self::DEFAULT_SPIN_BEFORE_PARK
+                }
+            }),
             stall: self.stall,
         };
         Pool::start(config, cpu_sets, &self.thread_name)
