@@ -268,6 +268,8 @@ pub(crate) fn run<K>(
     host.enter(|| drop(executor));
     let stats = handle.stats();
     drop(core);
+    // The tokio runtime, with the `tokio` feature (without it, nothing).
+    #[allow(clippy::drop_non_drop)]
     drop(host);
     let report = WorkerReport {
         worker: index,
