@@ -82,7 +82,7 @@ use std::sync::atomic::Ordering;
 use async_task::Runnable;
 
 use crate::clock::Clock;
-use crate::error::UnknownQueue;
+use crate::error::{UnknownQueue, WeightError};
 use crate::join::JoinHandle;
 use crate::key::KeyTable;
 use crate::run::Runners;
@@ -261,12 +261,17 @@ impl Core {
     /// `1..=MAX_WEIGHT`) from the next scheduling decision on: at once
     /// between turns, at the end of the running turn otherwise (which then
     /// ends at the next poll boundary). The same weight again changes
-    /// nothing.
-    pub(crate) fn set_weight(&self, index: u32, weight: u32) {
+    /// nothing. [`WeightError::ExecutorGone`] once the executor has been
+    /// dropped.
+    pub(crate) fn set_weight(&self, index: u32, weight: u32) -> Result<(), WeightError> {
+        if self.is_closed() {
+            return Err(WeightError::ExecutorGone);
+        }
         let queue = &self.queues[index as usize];
         if queue.weight.replace(weight) != weight {
             self.turn.set_weight(index as usize, weight);
         }
+        Ok(())
     }
 
     pub(crate) fn propagate_panics(&self) -> bool {

@@ -272,11 +272,7 @@ impl<K: Copy + Eq + Hash + fmt::Debug + 'static> Handle<K> {
     pub fn set_weight(&self, key: K, weight: u32) -> Result<(), WeightError> {
         let index = self.index(key)?;
         WeightError::check(&key, weight)?;
-        if self.core.is_closed() {
-            return Err(WeightError::ExecutorGone);
-        }
-        self.core.set_weight(index, weight);
-        Ok(())
+        self.core.set_weight(index, weight)
     }
 
     /// The configured queue keys, in order.

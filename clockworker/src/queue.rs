@@ -148,11 +148,8 @@ impl<K: Copy> QueueHandle<K> {
     {
         WeightError::check(&self.key, weight)?;
         match self.core.upgrade() {
-            Some(core) if !core.is_closed() => {
-                core.set_weight(self.index, weight);
-                Ok(())
-            }
-            _ => Err(WeightError::ExecutorGone),
+            Some(core) => core.set_weight(self.index, weight),
+            None => Err(WeightError::ExecutorGone),
         }
     }
 

@@ -327,18 +327,10 @@ impl Shared {
     }
 
     /// Hands a task that already belongs to the executor's books, or is
-    /// new to it, to the executor; gives it back if the executor is gone.
+    /// new to it, to the executor; gives it back if the executor is gone
+    /// (a closed executor takes it: it is not a spawn from outside).
     pub(crate) fn inject_new(&self, runnable: Runnable<Header>) -> Result<(), Runnable<Header>> {
-        {
-            let mut injector = self.injector();
-            if injector.closed {
-                return Err(runnable);
-            }
-            injector.tasks.push(runnable);
-        }
-        self.remote_schedules.fetch_add(1, Ordering::Relaxed);
-        self.notify(REMOTE);
-        Ok(())
+        self.inject_spawn(runnable, || true)
     }
 
     /// Asks the executor to wake an aborted task so that it sees the abort.

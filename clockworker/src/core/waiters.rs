@@ -16,8 +16,11 @@ use slab::Slab;
 #[derive(Default)]
 pub(crate) struct Waiters {
     slab: RefCell<Slab<(usize, Waker)>>,
-    /// One more than the largest bound (zero: nobody waits), so that a
-    /// caller checks one number before it looks at the list.
+    /// At least one more than the largest bound (zero: nobody waits), so
+    /// that a caller checks one number before it looks at the list. It only
+    /// grows while waiters come and go, and drops to zero when the last one
+    /// leaves: a stale high value costs a look at the list, never a missed
+    /// wake.
     wake_below: Cell<usize>,
 }
 

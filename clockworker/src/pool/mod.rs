@@ -544,15 +544,16 @@ impl<K: Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static> PoolHandle<K> {
                 && let Some(core) = crate::context::current()
                 && Arc::ptr_eq(core.shared(), &slot.shared)
             {
-                // On this worker, inside its run: here and now.
-                core.set_weight(index, weight);
+                // On this worker, inside its run: here and now (a worker
+                // whose executor is gone has nothing to change).
+                let _ = core.set_weight(index, weight);
                 continue;
             }
             // A worker that has stopped refuses the call: nothing to change.
             let _ = slot.shared.call(Box::new(move || {
                 // Calls run on the worker's thread with its executor current.
                 if let Some(core) = crate::context::current() {
-                    core.set_weight(index, weight);
+                    let _ = core.set_weight(index, weight);
                 }
             }));
         }
